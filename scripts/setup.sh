@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# One-step set-up on a fresh machine: a virtual environment in .venv with PyTorch and scseg.
+#
+# PyTorch goes in first and pinned. If torch is not installed yet we install the CPU build
+# torch==2.13.0; an unpinned `torch` (asked for by us or by any dependency) would make pip pull
+# several GB of CUDA wheels. If the environment already has a torch (GPU users install their own
+# CUDA build first, see README), we keep it. Either way the installed torch is written to a pip
+# constraint file so that no later step, not even a package's isolated build environment, can
+# replace it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV="${SCSEG_VENV:-.venv}"
+PYTHON="${PYTHON:-python3}"
+EXTRAS="${SCSEG_EXTRAS:-dev,dicom}"
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "[setup] creating virtual environment $VENV with $($PYTHON --version)"
+  "$PYTHON" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip --quiet)
+
+if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
+  echo "[setup] installing torch==2.13.0 (CPU build)"
+  "${PIP[@]}" install "torch==2.13.0"
+fi
+TORCH_VERSION="$("$VENV/bin/python" -c 'import torch; print(torch.__version__.split("+")[0])')"
+CONSTRAINTS="$VENV/constraints.txt"
+echo "torch==$TORCH_VERSION" > "$CONSTRAINTS"
+echo "[setup] keeping torch $TORCH_VERSION; installing scseg[$EXTRAS]"
+PIP_CONSTRAINT="$CONSTRAINTS" "${PIP[@]}" install -e ".[$EXTRAS]"
+echo "[setup] done: $("$VENV/bin/scseg" --version)"

@@ -1,0 +1,3 @@
+from scseg.cli import main
+
+main()

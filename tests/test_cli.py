@@ -1,0 +1,37 @@
+"""The ``scseg`` command line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from scseg.cli import app
+from scseg.nn import SE_KINDS, available_models
+
+
+def test_models_prints_every_architecture_dims_and_se_kind() -> None:
+    result = CliRunner().invoke(app, ["models"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if line.startswith("│")]
+    # 3 architectures x (2D: none, cse, sse, scse; 3D: those + pe)
+    assert len(rows) == len(available_models()) * (2 * len(SE_KINDS) - 1)
+    for name in available_models():
+        assert sum(name in r for r in rows) == 2 * len(SE_KINDS) - 1
+    scse_rows = [r for r in rows if "│ scse" in r]
+    assert all("%" in r for r in scse_rows)
+
+
+def test_models_rejects_unknown_aggregation() -> None:
+    result = CliRunner().invoke(app, ["models", "--aggregation", "median"])
+    assert result.exit_code == 2
+    assert "aggregation must be one of" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_console_entry_point_runs_as_module() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "scseg", "--version"], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.startswith("scseg ")

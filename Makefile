@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml scripts/setup.sh
 	touch $@
 
 demo: setup
-	$(VENV)/bin/scseg models
+	$(VENV)/bin/scseg demo
 
 models: setup
 	$(VENV)/bin/scseg models

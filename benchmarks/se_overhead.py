@@ -49,7 +49,24 @@ def run_variant(variant: str, size: int, steps: int, threads: int) -> dict[str, 
         if step:  # the first step warms up allocator and kernels
             times.append(time.perf_counter() - start)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"step_s": statistics.median(times), "peak_mib": peak_mib}
+    saved_mib = saved_for_backward_mib(model, x)  # after the peak was read: it runs one more forward
+    return {"step_s": statistics.median(times), "peak_mib": peak_mib, "saved_mib": saved_mib}
+
+
+def saved_for_backward_mib(model, x) -> float:
+    """MiB of distinct tensor storage autograd keeps for backward after one forward (deterministic)."""
+    import torch
+
+    storages: dict[int, int] = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(x)
+    return sum(storages.values()) / 2**20
 
 
 def main() -> None:
@@ -86,11 +103,16 @@ def main() -> None:
             print(f"round {round_ + 1}/{args.repeats} {v}: {results[v][-1]}", file=sys.stderr)
     base_t = statistics.median(r["step_s"] for r in results["none"])
     base_m = statistics.median(r["peak_mib"] for r in results["none"])
-    print("| se | step time (s) | vs none | peak RSS (MiB) | vs none |\n|---|---|---|---|---|")
+    base_s = results["none"][0]["saved_mib"]
+    print("| se | step time (s) | vs none | peak RSS (MiB) | vs none | saved for backward (MiB) | vs none |")
+    print("|---|---|---|---|---|---|---|")
     for v in variants:
         t = statistics.median(r["step_s"] for r in results[v])
         m = statistics.median(r["peak_mib"] for r in results[v])
-        print(f"| {v} | {t:.3f} | {t / base_t:.2f}x | {m:.0f} | {m / base_m:.2f}x |")
+        sv = results[v][0]["saved_mib"]
+        print(
+            f"| {v} | {t:.3f} | {t / base_t:.2f}x | {m:.0f} | {m / base_m:.2f}x | {sv:.0f} | {sv / base_s:.2f}x |"
+        )
 
 
 if __name__ == "__main__":

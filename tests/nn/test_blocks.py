@@ -142,3 +142,32 @@ def test_wrong_channel_count_raises_value_error() -> None:
 def test_se_block_none_is_identity() -> None:
     x = torch.randn(1, 4, 5, 5)
     assert se_block("none", 2, 4)(x) is x
+
+
+def _saved_bytes_besides(x: torch.Tensor, fn) -> int:
+    """Bytes of tensor storage autograd saves for backward, not counting ``x``'s own storage."""
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn(x)
+    storages.pop(x.untyped_storage().data_ptr(), None)
+    return sum(storages.values())
+
+
+@pytest.mark.parametrize("aggregation", ["add", "max", "mul"])
+def test_fused_scse_keeps_no_full_size_temporaries_for_backward(aggregation: str) -> None:
+    x = torch.randn(2, 16, 24, 24, 24, requires_grad=True)
+    full = x.numel() * x.element_size()
+    scse = ChannelSpatialSE(3, 16, aggregation=aggregation)
+    fused = _saved_bytes_besides(x, scse)
+    plain = _saved_bytes_besides(
+        x, lambda t: combine_gates(t, scse.cse.gate(t), scse.sse.gate(t), aggregation)
+    )
+    assert fused < full / 4, "only the small gates (and x itself) may be kept"
+    if aggregation != "add":  # plain max/mul keep full-size products; plain add happens to keep none
+        assert plain >= full

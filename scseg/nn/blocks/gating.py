@@ -67,15 +67,17 @@ class _GateCombination(torch.autograd.Function):
                 dgc = gx.sum(dim=spatial, keepdim=True) if need_gc else None
                 dgs = gx.sum(dim=1, keepdim=True) if need_gs else None
         elif mode == "max":
-            # y = x g_c where x g_c >= x g_s, else x g_s (ties go to the channel gate)
-            from_channel = (x * gc) >= (x * gs)
+            # y = x max(g_c, g_s) where x >= 0, x min(g_c, g_s) where x < 0: the channel gate wins
+            # where sign(x) agrees with g_c >= g_s. Byte masks cost a quarter of a float product.
+            from_channel = (x >= 0) == (gc >= gs)
             if need_x:
                 dx = torch.where(from_channel, gc, gs).mul_(grad)
             if need_gc or need_gs:
                 gx = grad * x
-                gx_channel = torch.where(from_channel, gx, 0.0)
+                gx_channel = gx * from_channel
                 dgc = gx_channel.sum(dim=spatial, keepdim=True) if need_gc else None
-                dgs = gx.sub_(gx_channel).sum(dim=1, keepdim=True) if need_gs else None
+                if need_gs:  # sum over channels of gx where the spatial gate won
+                    dgs = gx.sum(dim=1, keepdim=True) - gx_channel.sum(dim=1, keepdim=True)
         else:
             # y = x^2 g_c g_s
             gcs_grad = grad * gc

@@ -1,0 +1,107 @@
+"""Reading a YAML config: safe load, ``--set key.path=value`` overrides, validation, clear errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from scseg.config.schema import Config
+from scseg.errors import ConfigError
+
+
+def _format_validation_error(source: str, err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see configs/*.yaml for the valid keys)"
+        elif "input" in e and e["type"] not in ("missing",) and not isinstance(e["input"], dict):
+            msg = f"{msg} (got {e['input']!r})"
+        lines.append(f"  {key}: {msg}")
+    return f"{source}: invalid config\n" + "\n".join(lines)
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``"train.max_epochs=5"`` -> (["train", "max_epochs"], 5); values are parsed as YAML scalars/lists."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected key.path=value, e.g. --set train.max_epochs=5")
+    key, _, raw = item.partition("=")
+    path = [p for p in key.strip().split(".") if p]
+    if not path:
+        raise ConfigError(f"--set {item!r}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"--set {item!r}: cannot parse the value as YAML ({err})") from None
+    return path, value
+
+
+def apply_overrides(raw: dict, overrides: Iterable[str]) -> dict:
+    """Apply ``--set`` overrides to a raw config dict (in place) and return it."""
+    for item in overrides:
+        path, value = parse_override(item)
+        node = raw
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: {part!r} is a value, not a section")
+            node = child
+        node[path[-1]] = value
+    return raw
+
+
+def _resolve_paths(raw: dict, base: Path) -> None:
+    data = raw.get("data")
+    if isinstance(data, dict) and isinstance(data.get("root"), str):
+        root = Path(data["root"]).expanduser()
+        data["root"] = str(root if root.is_absolute() else (base / root).resolve())
+
+
+def config_from_dict(raw: dict, source: str = "<config>", base: Path | None = None) -> Config:
+    """Validate a raw dict; relative ``data.root`` is resolved against ``base``."""
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{source}: the config must be a YAML mapping of sections, got {type(raw).__name__}"
+        )
+    _resolve_paths(raw, base or Path.cwd())
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(source, err)) from None
+    if config.data.generate is None and not config.data.root.is_dir():
+        raise ConfigError(f"{source}: data.root: folder {config.data.root} does not exist")
+    return config
+
+
+def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
+    """Read, override and validate a YAML training config.
+
+    Raises:
+        ConfigError: missing/unreadable file, bad YAML, unknown key, wrong type or missing data
+            folder; the message names the file and the dotted key.
+
+    Example:
+        >>> cfg = load_config("configs/hippocampus_3d.yaml", ["train.max_epochs=2"])  # doctest: +SKIP
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: cannot read YAML: {err}") from None
+    if isinstance(raw, dict):
+        apply_overrides(raw, overrides)
+    return config_from_dict(raw, str(path), path.parent)
+
+
+def dump_config(config: Config) -> str:
+    """The resolved config as YAML (what the run directory stores)."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

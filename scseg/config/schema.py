@@ -1,0 +1,238 @@
+"""The validated schema of a training config: the one place that knows every key and its default.
+
+Every section forbids unknown keys, so a typo is reported with its dotted path instead of being
+silently ignored. Paths are resolved against the config file's folder by :mod:`scseg.config.load`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SliceAxis = Literal["sagittal", "coronal", "axial"]
+# RAS orientation: axis 0 = left-right (sagittal slices), 1 = posterior-anterior (coronal), 2 = inferior-superior (axial)
+SLICE_AXIS_INDEX = {"sagittal": 0, "coronal": 1, "axial": 2}
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SplitConfig(Section):
+    """An explicit split by case name (file name without extension, or DICOM folder name)."""
+
+    train: list[str] = Field(min_length=1)
+    val: list[str] = Field(min_length=1)
+
+
+class DataConfig(Section):
+    root: Path = Field(description="folder the dataset lives in (relative paths: to the config file)")
+    dataset: str = Field(
+        "auto",
+        description="'auto' (dataset.json, else imagesTr/+labelsTr/ under root), or a dataset.json, a .csv "
+        "of image,label[,name] rows, or a folder holding imagesTr/ and labelsTr/ (relative to root)",
+    )
+    label_names: list[str] | dict[int, str] = Field(
+        description="foreground structure names in label order 1..K, or a {value: name} mapping"
+    )
+    val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    split: SplitConfig | None = None
+    max_cases: int | None = Field(None, ge=2, description="use only the first N cases (smoke runs)")
+    generate: Literal["phantom"] | None = Field(
+        None, description="'phantom': write the synthetic demo data set into root first if it is not there"
+    )
+    cache: bool = Field(True, description="keep preprocessed volumes in memory (MONAI CacheDataset)")
+    num_workers: int = Field(0, ge=0)
+
+    @field_validator("label_names")
+    @classmethod
+    def _names(cls, v: list[str] | dict[int, str]) -> list[str] | dict[int, str]:
+        values = list(v.keys()) if isinstance(v, dict) else list(range(1, len(v) + 1))
+        names = list(v.values()) if isinstance(v, dict) else list(v)
+        if not names:
+            raise ValueError("give at least one foreground structure name")
+        if 0 in values:
+            raise ValueError("label value 0 is background; name only foreground values 1..K")
+        if sorted(values) != list(range(1, len(values) + 1)):
+            raise ValueError(f"label values must be 1..K without gaps, got {sorted(values)}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"structure names must be unique, got {names}")
+        return v
+
+    @property
+    def structure_names(self) -> list[str]:
+        """Foreground names ordered by label value 1..K."""
+        if isinstance(self.label_names, dict):
+            return [self.label_names[k] for k in sorted(self.label_names)]
+        return list(self.label_names)
+
+
+class IntensityConfig(Section):
+    kind: Literal["zscore", "ct_window", "none"] = "zscore"
+    window: tuple[float, float] = Field((-1000.0, 1000.0), description="ct_window: HU range mapped to [0, 1]")
+    nonzero: bool = Field(
+        True, description="zscore: statistics over nonzero voxels only (skull-stripped MRI)"
+    )
+
+
+class PreprocessingConfig(Section):
+    orientation: str | None = Field("RAS", description="axis codes to reorient to, or null to keep")
+    spacing: tuple[float, float, float] | None = Field(
+        None, description="resample to this spacing in mm, or null"
+    )
+    intensity: IntensityConfig = IntensityConfig()
+    crop_foreground: bool = Field(False, description="crop to the image's nonzero bounding box")
+
+
+class ModeConfig(Section):
+    type: Literal["2d", "3d"] = "3d"
+    slice_axis: SliceAxis = Field("coronal", description="2d: slicing direction (the paper: coronal)")
+    patch_size: list[int] = Field(description="3d: patch (3 values); 2d: in-plane slice size (2 values)")
+    samples_per_volume: int = Field(2, ge=1)
+    pos_fraction: float = Field(0.67, ge=0.0, le=1.0, description="share of patches centred on foreground")
+
+    @property
+    def spatial_dims(self) -> int:
+        return 2 if self.type == "2d" else 3
+
+    @model_validator(mode="after")
+    def _patch_rank(self) -> ModeConfig:
+        if len(self.patch_size) != self.spatial_dims:
+            raise ValueError(
+                f"patch_size needs {self.spatial_dims} values for mode {self.type}, got {self.patch_size}"
+            )
+        if min(self.patch_size) < 16:
+            raise ValueError(f"patch_size values must be >= 16 (four 2x poolings), got {self.patch_size}")
+        return self
+
+
+class AugmentationConfig(Section):
+    enabled: bool = True
+    flip_prob: float = Field(0.5, ge=0.0, le=1.0)
+    flip_axes: list[int] | None = Field(None, description="spatial axes to flip (default: all)")
+    affine_prob: float = Field(0.2, ge=0.0, le=1.0)
+    rotate_degrees: float = Field(10.0, ge=0.0)
+    scale: float = Field(0.1, ge=0.0, lt=1.0)
+    intensity_prob: float = Field(0.5, ge=0.0, le=1.0)
+    intensity_shift: float = Field(0.1, ge=0.0)
+    intensity_scale: float = Field(0.1, ge=0.0)
+    noise_std: float = Field(0.0, ge=0.0)
+
+
+class ModelConfig(Section):
+    name: Literal["unet", "sdnet", "densenet"] = "unet"
+    spatial_dims: Literal[2, 3] | None = Field(None, description="defaults to the mode's; must agree with it")
+    in_channels: int = Field(1, ge=1)
+    se: Literal["none", "cse", "sse", "scse", "pe"] = "scse"
+    se_reduction: int = Field(2, ge=1)
+    se_aggregation: Literal["max", "add", "mul", "concat"] = "max"
+    se_positions: list[Literal["encoder", "bottleneck", "decoder"]] = ["encoder", "bottleneck", "decoder"]
+    norm: Literal["batch", "instance"] = "instance"
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    base_features: int | None = Field(None, ge=1, description="unet: first-stage width")
+    features: int | list[int] | None = Field(None, description="unet: 5 widths; sdnet/densenet: one width")
+    depth: int | None = Field(None, ge=1, description="sdnet/densenet: number of stages")
+    kernel_size: int | None = Field(None, ge=1, description="sdnet/densenet: conv size")
+
+    def create_kwargs(self) -> dict:
+        """Keyword arguments for :func:`scseg.nn.create_model` (unset options keep their defaults)."""
+        kw = self.model_dump(exclude={"name", "spatial_dims", "in_channels"}, exclude_none=True)
+        kw["se_positions"] = tuple(kw["se_positions"])
+        return kw
+
+
+class LossConfig(Section):
+    name: Literal["dice_ce", "weighted_ce_dice"] = "dice_ce"
+    dice_weight: float = Field(1.0, ge=0.0)
+    ce_weight: float = Field(1.0, ge=0.0)
+    boundary_weight: float | None = Field(
+        None,
+        ge=0.0,
+        description="weighted_ce_dice: extra weight on label boundaries (null: 2 x median class weight)",
+    )
+
+
+class OptimizerConfig(Section):
+    name: Literal["adam", "adamw", "sgd"] = "adamw"
+    lr: float = Field(3e-3, gt=0.0)
+    weight_decay: float = Field(1e-5, ge=0.0)
+    momentum: float = Field(0.99, ge=0.0, lt=1.0)
+
+
+class SchedulerConfig(Section):
+    name: Literal["none", "cosine", "poly", "onecycle"] = "onecycle"
+    warmup_fraction: float = Field(
+        0.1, ge=0.0, lt=1.0, description="onecycle: share of steps spent warming up"
+    )
+    poly_power: float = Field(0.9, gt=0.0)
+
+
+class TrainConfig(Section):
+    max_epochs: int = Field(100, ge=1)
+    time_limit_minutes: float | None = Field(
+        None, gt=0.0, description="stop cleanly (validate + save) after this long; the LR schedule spans it"
+    )
+    batch_size: int = Field(2, ge=1)
+    val_interval: int = Field(1, ge=1)
+    seed: int = 0
+    amp: bool = Field(True, description="mixed precision on CUDA (ignored on CPU)")
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
+    num_threads: int | None = Field(None, ge=1, description="CPU threads (default: all cores)")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if v not in ("auto", "cpu", "cuda") and not (v.startswith("cuda:") and v[5:].isdigit()):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {v!r}")
+        return v
+
+
+class InferenceConfig(Section):
+    roi_size: list[int] | None = Field(None, description="sliding-window size (default: the training patch)")
+    overlap: float = Field(0.5, ge=0.0, lt=1.0)
+    sw_batch_size: int = Field(4, ge=1)
+    blend: Literal["gaussian", "constant"] = "gaussian"
+
+
+class Config(Section):
+    """A whole training config. See ``configs/*.yaml`` for commented examples."""
+
+    data: DataConfig
+    preprocessing: PreprocessingConfig = PreprocessingConfig()
+    mode: ModeConfig
+    augmentation: AugmentationConfig = AugmentationConfig()
+    model: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    optimizer: OptimizerConfig = OptimizerConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    train: TrainConfig = TrainConfig()
+    inference: InferenceConfig = InferenceConfig()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Config:
+        dims = self.mode.spatial_dims
+        if self.model.spatial_dims is not None and self.model.spatial_dims != dims:
+            raise ValueError(
+                f"model.spatial_dims={self.model.spatial_dims} disagrees with mode.type={self.mode.type!r}; "
+                "drop model.spatial_dims or make them agree"
+            )
+        if self.model.se == "pe" and dims != 3:
+            raise ValueError("model.se='pe' (Project & Excite) needs mode.type='3d'")
+        if self.inference.roi_size is not None and len(self.inference.roi_size) != dims:
+            raise ValueError(f"inference.roi_size needs {dims} values, got {self.inference.roi_size}")
+        return self
+
+    @property
+    def spatial_dims(self) -> int:
+        return self.mode.spatial_dims
+
+    @property
+    def num_classes(self) -> int:
+        """Background plus the named structures."""
+        return 1 + len(self.data.structure_names)
+
+    @property
+    def roi_size(self) -> list[int]:
+        return list(self.inference.roi_size or self.mode.patch_size)

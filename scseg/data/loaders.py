@@ -1,0 +1,103 @@
+"""Datasets and loaders for training and validation (MONAI CacheDataset + DataLoader)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from monai.data import CacheDataset, DataLoader
+from torch.utils.data import DistributedSampler
+
+from scseg.config.schema import Config
+from scseg.data.cases import Case, discover_cases, split_cases
+from scseg.data.transforms import train_transforms, validation_transforms
+from scseg.errors import DataError, ScsegError
+
+
+@dataclass
+class Loaders:
+    train: DataLoader
+    val: DataLoader
+    train_cases: list[Case]
+    val_cases: list[Case]
+    train_dataset: CacheDataset
+    sampler: DistributedSampler | None
+
+
+def root_cause(err: BaseException) -> BaseException:
+    """The innermost exception (MONAI wraps transform errors in RuntimeErrors)."""
+    while err.__cause__ is not None or (err.__context__ is not None and not err.__suppress_context__):
+        err = err.__cause__ or err.__context__  # type: ignore[assignment]
+    return err
+
+
+def as_data_error(err: BaseException, what: str) -> ScsegError:
+    """Our own error if one is inside ``err``, else a DataError describing the root cause."""
+    cause = root_cause(err)
+    if isinstance(cause, ScsegError):
+        return cause
+    return DataError(f"{what}: {type(cause).__name__}: {cause}")
+
+
+def _cache(items: list[dict], transform, config: Config, show: bool, what: str) -> CacheDataset:
+    try:
+        return CacheDataset(
+            items,
+            transform,
+            cache_rate=1.0 if config.data.cache else 0.0,
+            num_workers=config.data.num_workers or None,
+            progress=show,
+        )
+    except Exception as err:
+        raise as_data_error(err, what) from None
+
+
+def prepare_dataset(config: Config) -> None:
+    """Generate the synthetic demo data set when the config asks for it and it is not there yet."""
+    data = config.data
+    if data.generate == "phantom":
+        root = Path(data.root)
+        target = root / (data.dataset if data.dataset != "auto" else "dataset.csv")
+        if not target.exists():
+            from scseg.data.phantom import make_phantom_dataset
+
+            make_phantom_dataset(root, seed=config.train.seed)
+
+
+def build_loaders(config: Config, rank: int = 0, world_size: int = 1, show_progress: bool = True) -> Loaders:
+    """Discover, split, preprocess (cached) and batch the data of ``config``."""
+    prepare_dataset(config)
+    cases = discover_cases(config.data)
+    train_cases, val_cases = split_cases(cases, config.data, config.train.seed)
+    train_ds = _cache(
+        [c.as_dict() for c in train_cases],
+        train_transforms(config),
+        config,
+        show_progress,
+        "cannot prepare the training data",
+    )
+    val_ds = _cache(
+        [c.as_dict() for c in val_cases],
+        validation_transforms(config),
+        config,
+        show_progress,
+        "cannot prepare the validation data",
+    )
+    sampler = (
+        DistributedSampler(train_ds, world_size, rank, shuffle=True, seed=config.train.seed)
+        if world_size > 1
+        else None
+    )
+    generator = torch.Generator().manual_seed(config.train.seed)
+    train = DataLoader(
+        train_ds,
+        batch_size=config.train.batch_size,
+        shuffle=sampler is None,
+        sampler=sampler,
+        num_workers=config.data.num_workers,
+        generator=generator,
+        drop_last=False,
+    )
+    val = DataLoader(val_ds, batch_size=1, num_workers=config.data.num_workers)
+    return Loaders(train, val, train_cases, val_cases, train_ds, sampler)

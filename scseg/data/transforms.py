@@ -1,0 +1,140 @@
+"""MONAI transform pipelines built from a config.
+
+Deterministic preprocessing (load, channel-first, orientation, spacing, intensity, foreground crop,
+checks) is kept apart from the random part (patch / slice sampling, augmentation), so that
+``CacheDataset`` caches exactly the deterministic part and prediction can replay it.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from monai.transforms import (
+    CastToTyped,
+    Compose,
+    CropForegroundd,
+    EnsureChannelFirstd,
+    EnsureTyped,
+    LoadImaged,
+    MapTransform,
+    NormalizeIntensityd,
+    Orientationd,
+    RandAffined,
+    RandCropByPosNegLabeld,
+    RandFlipd,
+    RandGaussianNoised,
+    RandScaleIntensityd,
+    RandShiftIntensityd,
+    ScaleIntensityRanged,
+    Spacingd,
+    SpatialPadd,
+    SqueezeDimd,
+)
+
+from scseg.config.schema import SLICE_AXIS_INDEX, Config
+from scseg.data.checks import CheckImageLabeld
+
+KEYS = ("image", "label")
+RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
+
+# MONAI warns on every DICOM load that the optional GPU decoder is absent; pydicom's own decoders
+# (with the pylibjpeg plugins we install) are used instead.
+warnings.filterwarnings("ignore", message=".*nvImageCodec.*")
+
+
+def preprocessing(config: Config, keys: tuple[str, ...] = KEYS) -> list[MapTransform]:
+    """Deterministic transforms: what training caches and prediction must replay (and invert)."""
+    pre = config.preprocessing
+    has_label = "label" in keys
+    ts: list = [
+        LoadImaged(keys, image_only=True),  # NIfTI via nibabel, a DICOM series folder via pydicom
+        EnsureChannelFirstd(keys),
+    ]
+    if pre.orientation:
+        ts.append(Orientationd(keys, axcodes=pre.orientation, labels=RAS_LABELS))
+    if has_label:  # after reorientation: a label stored with flipped axes is still on the same grid
+        ts.append(CheckImageLabeld(config.num_classes))
+    if pre.spacing:
+        modes = ("bilinear", "nearest") if has_label else ("bilinear",)
+        ts.append(Spacingd(keys, pixdim=pre.spacing, mode=modes))
+    intensity = pre.intensity
+    if intensity.kind == "zscore":
+        ts.append(NormalizeIntensityd("image", nonzero=intensity.nonzero, channel_wise=True))
+    elif intensity.kind == "ct_window":
+        low, high = intensity.window
+        ts.append(ScaleIntensityRanged("image", a_min=low, a_max=high, b_min=0.0, b_max=1.0, clip=True))
+    if pre.crop_foreground:
+        ts.append(CropForegroundd(keys, source_key="image", allow_smaller=True))
+    ts.append(CastToTyped(keys, dtype=("float32", "uint8")[: len(keys)]))
+    return ts
+
+
+def _sampling(config: Config) -> list[MapTransform]:
+    mode = config.mode
+    if mode.type == "3d":
+        size = list(mode.patch_size)
+        squeeze: list = []
+    else:  # a 2D slice: a 3D crop that is one voxel thick along the slice axis, then squeezed
+        axis = SLICE_AXIS_INDEX[mode.slice_axis]
+        size = list(mode.patch_size)
+        size.insert(axis, 1)
+        squeeze = [SqueezeDimd(KEYS, dim=axis + 1)]
+    pos = mode.pos_fraction
+    return [
+        SpatialPadd(KEYS, spatial_size=size),
+        RandCropByPosNegLabeld(
+            KEYS,
+            label_key="label",
+            spatial_size=size,
+            pos=pos,
+            neg=1.0 - pos,
+            num_samples=mode.samples_per_volume,
+            image_key="image",
+            allow_smaller=False,
+        ),
+        *squeeze,
+    ]
+
+
+def _augmentation(config: Config) -> list[MapTransform]:
+    aug = config.augmentation
+    if not aug.enabled:
+        return []
+    dims = config.spatial_dims
+    axes = aug.flip_axes if aug.flip_axes is not None else list(range(dims))
+    ts: list = [RandFlipd(KEYS, prob=aug.flip_prob, spatial_axis=[a]) for a in axes]
+    if aug.affine_prob > 0 and (aug.rotate_degrees > 0 or aug.scale > 0):
+        angle = aug.rotate_degrees * 3.141592653589793 / 180.0
+        ts.append(
+            RandAffined(
+                KEYS,
+                prob=aug.affine_prob,
+                rotate_range=[angle] * (3 if dims == 3 else 1),
+                scale_range=[aug.scale] * dims,
+                mode=("bilinear", "nearest"),
+                padding_mode="zeros",
+            )
+        )
+    if aug.intensity_prob > 0:
+        ts.append(RandScaleIntensityd("image", factors=aug.intensity_scale, prob=aug.intensity_prob))
+        ts.append(RandShiftIntensityd("image", offsets=aug.intensity_shift, prob=aug.intensity_prob))
+    if aug.noise_std > 0:
+        ts.append(RandGaussianNoised("image", std=aug.noise_std, prob=aug.intensity_prob))
+    return ts
+
+
+def train_transforms(config: Config) -> Compose:
+    """Deterministic preprocessing, then random sampling and augmentation (one list per sample)."""
+    return Compose(
+        [
+            *preprocessing(config),
+            *_sampling(config),
+            *_augmentation(config),
+            EnsureTyped(KEYS, track_meta=False),
+        ]
+    )
+
+
+def validation_transforms(config: Config) -> Compose:
+    """Deterministic preprocessing only: validation runs on whole volumes."""
+    return Compose(preprocessing(config))

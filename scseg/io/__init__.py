@@ -1,0 +1,1 @@
+"""Reading and writing images: NIfTI, DICOM series, DICOM SEG, and geometry helpers."""

@@ -10,6 +10,7 @@ import yaml
 from pydantic import ValidationError
 
 from scseg.config.schema import Config
+from scseg.data.paths import expand_data_vars
 from scseg.errors import ConfigError
 
 
@@ -60,7 +61,7 @@ def apply_overrides(raw: dict, overrides: Iterable[str]) -> dict:
 def _resolve_paths(raw: dict, base: Path) -> None:
     data = raw.get("data")
     if isinstance(data, dict) and isinstance(data.get("root"), str):
-        root = Path(data["root"]).expanduser()
+        root = Path(expand_data_vars(data["root"])).expanduser()
         data["root"] = str(root if root.is_absolute() else (base / root).resolve())
 
 

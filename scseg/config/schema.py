@@ -37,6 +37,11 @@ class DataConfig(Section):
     label_names: list[str] | dict[int, str] = Field(
         description="foreground structure names in label order 1..K, or a {value: name} mapping"
     )
+    label_values: list[int] | None = Field(
+        None,
+        description="the value each named structure has in the label files (e.g. FreeSurfer or TotalSegmentator "
+        "ids); they are remapped to 1..K and every other value to background. Default: 1..K as stored",
+    )
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     split: SplitConfig | None = None
     max_cases: int | None = Field(None, ge=2, description="use only the first N cases (smoke runs)")
@@ -60,6 +65,18 @@ class DataConfig(Section):
         if len(set(names)) != len(names):
             raise ValueError(f"structure names must be unique, got {names}")
         return v
+
+    @model_validator(mode="after")
+    def _values_match_names(self) -> DataConfig:
+        if self.label_values is not None:
+            if len(self.label_values) != len(self.structure_names):
+                raise ValueError(
+                    f"label_values has {len(self.label_values)} entries but label_names names "
+                    f"{len(self.structure_names)} structures; give one source value per name"
+                )
+            if len(set(self.label_values)) != len(self.label_values) or min(self.label_values) < 1:
+                raise ValueError(f"label_values must be distinct positive values, got {self.label_values}")
+        return self
 
     @property
     def structure_names(self) -> list[str]:

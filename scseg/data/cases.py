@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scseg.config.schema import DataConfig
+from scseg.data.paths import expand_data_vars
 from scseg.errors import DataError
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
@@ -87,9 +88,10 @@ def _from_csv(path: Path) -> list[Case]:
         )
     base = path.parent
     cases = []
-    for row in rows:
-        image = (base / row["image"]).resolve()
-        cases.append(Case(row.get("name") or case_name(image), image, (base / row["label"]).resolve()))
+    for row in rows:  # paths may use ${SCSEG_DATA}; relative ones are relative to the CSV
+        image = (base / expand_data_vars(row["image"])).resolve()
+        label = (base / expand_data_vars(row["label"])).resolve()
+        cases.append(Case(row.get("name") or case_name(image), image, label))
     return cases
 
 

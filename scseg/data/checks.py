@@ -69,3 +69,29 @@ class CheckImageLabeld(MapTransform):
                 f"names {self.num_classes - 1} structure(s). Add the missing names or fix the label map"
             )
         return d
+
+
+class RemapLabelsd(MapTransform):
+    """Map source label values to 1..K (in the given order) and every other value to background 0.
+
+    MONAI's ``MapLabelValued`` keeps values it was not told about; atlases such as FreeSurfer's aseg
+    or TotalSegmentator's 117 classes need the unlisted ones dropped, so this is a lookup table.
+    """
+
+    def __init__(self, source_values: list[int], label_key: str = "label") -> None:
+        super().__init__([label_key])
+        self.label_key = label_key
+        self.lut = torch.zeros(max(source_values) + 1, dtype=torch.uint8)
+        for target, value in enumerate(source_values, start=1):
+            self.lut[value] = target
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        label = d[self.label_key]
+        values = torch.as_tensor(label).round().long()
+        inside = (values >= 0) & (values < len(self.lut))
+        remapped = torch.where(inside, self.lut[values.clamp(0, len(self.lut) - 1)], 0)
+        d[self.label_key] = (
+            label.clone().copy_(remapped) if isinstance(label, torch.Tensor) else remapped.numpy()
+        )
+        return d

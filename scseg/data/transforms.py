@@ -32,7 +32,7 @@ from monai.transforms import (
 )
 
 from scseg.config.schema import SLICE_AXIS_INDEX, Config
-from scseg.data.checks import CheckImageLabeld
+from scseg.data.checks import CheckImageLabeld, RemapLabelsd
 
 KEYS = ("image", "label")
 RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
@@ -52,6 +52,8 @@ def preprocessing(config: Config, keys: tuple[str, ...] = KEYS) -> list[MapTrans
     ]
     if pre.orientation:
         ts.append(Orientationd(keys, axcodes=pre.orientation, labels=RAS_LABELS))
+    if has_label and config.data.label_values:
+        ts.append(RemapLabelsd(config.data.label_values))
     if has_label:  # after reorientation: a label stored with flipped axes is still on the same grid
         ts.append(CheckImageLabeld(config.num_classes))
     if pre.spacing:

@@ -128,7 +128,7 @@ class Trainer:
             set_rng_state(state["rng"])
             if log:
                 log.resume(start_epoch)
-        elif self.main:
+        if self.main:  # the resolved config, including --set overrides given on resume
             self.run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(self.run_dir / "config.yaml", lambda f: f.write(dump_config(cfg).encode()))
         barrier(self.dist)
@@ -175,7 +175,7 @@ class Trainer:
                 scaler.update()
                 global_step += 1
                 total, count = total + float(loss.detach()), count + 1
-                bar.set_postfix(loss=f"{total / count:.4f}", lr=f"{lr:.2e}")
+                bar.set_postfix(loss=f"{total / count:.4f}", lr=f"{lr:.2e}", refresh=False)
                 if time_limit_s and broadcast_flag(elapsed() >= time_limit_s, self.dist):
                     stopped_by_time = True
                     break

@@ -1,0 +1,69 @@
+"""The shipped configs on the real data: they load, read NIfTI and DICOM, and train one short epoch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from scseg.config import load_config
+from scseg.data.cases import discover_cases
+from scseg.data.transforms import validation_transforms
+from scseg.engine.trainer import train
+from tests.conftest import CONFIGS
+
+pytestmark = pytest.mark.data
+
+
+def test_ct_organ_names_come_from_the_totalsegmentator_class_map(shared_data: Path) -> None:
+    config = load_config(CONFIGS / "ct_organs_3d.yaml")
+    class_map = json.loads((shared_data / "totalsegmentator_examples/class_map_total.json").read_text())
+    assert [class_map[str(v)] for v in config.data.label_values] == config.data.structure_names
+
+
+def test_ct_config_reads_the_dicom_series_onto_its_label_grid(shared_data: Path) -> None:
+    config = load_config(CONFIGS / "ct_organs_3d.yaml")
+    cases = {c.name: c for c in discover_cases(config.data)}
+    assert cases["ct_dicom_series"].image.is_dir()
+    item = validation_transforms(config)(cases["ct_dicom_series"].as_dict())
+    image, label = item["image"], item["label"]
+    assert image.shape == label.shape and image.shape[1:3] == (167, 167)  # 512 x 0.977 mm -> 3 mm
+    assert 0.0 <= float(image.min()) and float(image.max()) <= 1.0  # CT window
+    assert set(label.unique().tolist()) == set(range(7)), "all six organs remapped to 1..6"
+
+
+def test_brain_config_remaps_45_freesurfer_labels(shared_data: Path) -> None:
+    config = load_config(CONFIGS / "brain_aseg_2d.yaml")
+    assert config.num_classes == 46
+    case = discover_cases(config.data)[0]
+    label = validation_transforms(config)(case.as_dict())["label"]
+    assert sorted(label.unique().int().tolist()) == list(range(46))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "overrides"),
+    [
+        ("hippocampus_3d.yaml", ["data.max_cases=8", "model.base_features=4"]),
+        ("hippocampus_2d.yaml", ["data.max_cases=8", "model.features=8"]),
+        ("ct_organs_3d.yaml", ["model.base_features=4", "mode.samples_per_volume=1"]),
+        (
+            "brain_aseg_2d.yaml",
+            [
+                "model.features=8",
+                "mode.samples_per_volume=2",
+                "mode.patch_size=[64, 64]",
+                "inference.sw_batch_size=32",
+            ],
+        ),
+    ],
+)
+def test_shipped_config_trains_one_epoch(
+    name: str, overrides: list[str], shared_data: Path, tmp_path: Path
+) -> None:
+    config = load_config(CONFIGS / name, [*overrides, "train.max_epochs=1"])
+    result = train(config, tmp_path / "run")
+    assert result.epochs == 1
+    assert set(result.final_dice) == set(config.data.structure_names)
+    assert (tmp_path / "run/checkpoints/best.pt").is_file() or all(v != v for v in result.final_dice.values())

@@ -1,0 +1,119 @@
+"""Training end to end on tiny phantoms: run directory, resume, time limit, no overwrites."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from scseg.config import config_from_dict
+from scseg.engine.trainer import train
+from scseg.errors import RunDirError
+
+
+def _rows(run: Path) -> list[dict[str, str]]:
+    with (run / "metrics.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_training_writes_the_run_directory_and_resume_continues(tiny_config: dict, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    result = train(config_from_dict(tiny_config), run)
+    assert result.epochs == 2 and not result.stopped_by_time
+    for name in ("config.yaml", "metrics.csv", "curves.png", "checkpoints/last.pt", "checkpoints/best.pt"):
+        assert (run / name).is_file(), name
+    assert any((run / "tensorboard").iterdir())
+    rows = _rows(run)
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert set(rows[0]) >= {"epoch", "train_loss", "mean_dice", "dice_ventricle", "dice_lesion", "dice_rim"}
+    last = torch.load(run / "checkpoints/last.pt", weights_only=True)
+    assert last["epoch"] == 2 and last["label_names"] == ["ventricle", "lesion", "rim"]
+    assert {"model", "optimizer", "scheduler", "rng", "global_step"} <= set(last)
+
+    tiny_config["train"]["max_epochs"] = 3
+    resumed = train(config_from_dict(tiny_config), run, resume=True)
+    assert resumed.epochs == 3
+    assert [r["epoch"] for r in _rows(run)] == ["1", "2", "3"]
+    assert (
+        torch.load(run / "checkpoints/last.pt", weights_only=True)["global_step"]
+        == 3 * last["global_step"] // 2
+    )
+
+
+def test_an_existing_run_is_never_overwritten(tiny_config: dict, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    tiny_config["train"]["max_epochs"] = 1
+    train(config_from_dict(tiny_config), run)
+    digest = hashlib.sha256((run / "checkpoints/last.pt").read_bytes()).hexdigest()
+    with pytest.raises(RunDirError, match="already holds a training run"):
+        train(config_from_dict(tiny_config), run)
+    assert hashlib.sha256((run / "checkpoints/last.pt").read_bytes()).hexdigest() == digest
+
+
+def test_resume_of_a_missing_run_is_an_error(tiny_config: dict, tmp_path: Path) -> None:
+    with pytest.raises(RunDirError, match="does not exist"):
+        train(config_from_dict(tiny_config), tmp_path / "never", resume=True)
+
+
+def test_time_limit_stops_validates_and_saves(tiny_config: dict, tmp_path: Path) -> None:
+    tiny_config["train"] |= {"max_epochs": 500, "time_limit_minutes": 0.05, "val_interval": 100}
+    result = train(config_from_dict(tiny_config), tmp_path / "run")
+    assert result.stopped_by_time and result.epochs < 500
+    assert len(_rows(tmp_path / "run")) == 1, "validated once, when the limit hit"
+    assert torch.load(tmp_path / "run/checkpoints/last.pt", weights_only=True)["epoch"] == result.epochs
+
+
+@pytest.mark.parametrize(
+    ("name", "se", "extra"),
+    [("sdnet", "cse", {"features": 8}), ("densenet", "sse", {"features": 8}), ("unet", "pe", {})],
+)
+def test_each_architecture_and_se_kind_trains_in_3d(
+    tiny_config: dict, tmp_path: Path, name, se, extra
+) -> None:
+    tiny_config["model"] = {"name": name, "se": se, "norm": "batch", **extra}
+    tiny_config["train"]["max_epochs"] = 1
+    result = train(config_from_dict(tiny_config), tmp_path / "run")
+    assert result.epochs == 1 and set(result.final_dice) == {"ventricle", "lesion", "rim"}
+
+
+def test_2d_coronal_slices_with_the_weighted_loss(tiny_config: dict, tmp_path: Path) -> None:
+    tiny_config["mode"] = {
+        "type": "2d",
+        "slice_axis": "coronal",
+        "patch_size": [32, 32],
+        "samples_per_volume": 4,
+    }
+    tiny_config["model"] = {"name": "densenet", "se": "scse", "features": 8}
+    tiny_config["loss"] = {"name": "weighted_ce_dice"}
+    tiny_config["train"]["max_epochs"] = 1
+    result = train(config_from_dict(tiny_config), tmp_path / "run")
+    assert result.epochs == 1 and all(0.0 <= d <= 1.0 for d in result.final_dice.values())
+
+
+@pytest.mark.slow
+def test_a_run_killed_mid_epoch_resumes_to_the_same_epoch_count(
+    tiny_config: dict, write_config, tmp_path: Path
+) -> None:
+    tiny_config["mode"] |= {"patch_size": [32, 32, 32], "samples_per_volume": 4}
+    tiny_config["model"]["base_features"] = 8
+    tiny_config["train"] |= {"max_epochs": 4, "batch_size": 2, "val_interval": 2}
+    config, run = write_config(tiny_config), tmp_path / "run"
+    cmd = [sys.executable, "-m", "scseg", "train", str(config), "--out", str(run)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (run / "checkpoints/last.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.kill()  # SIGKILL in epoch 2: no chance to clean up
+    proc.wait()
+    killed_at = torch.load(run / "checkpoints/last.pt", weights_only=True)["epoch"]
+    assert killed_at < 4, "the kill must land before the run finished"
+    done = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert torch.load(run / "checkpoints/last.pt", weights_only=True)["epoch"] == 4
+    assert [r["epoch"] for r in _rows(run)] == ["2", "4"]

@@ -29,7 +29,7 @@ def test_ct_config_reads_the_dicom_series_onto_its_label_grid(shared_data: Path)
     item = validation_transforms(config)(cases["ct_dicom_series"].as_dict())
     image, label = item["image"], item["label"]
     assert image.shape == label.shape and image.shape[1:3] == (167, 167)  # 512 x 0.977 mm -> 3 mm
-    assert 0.0 <= float(image.min()) and float(image.max()) <= 1.0  # CT window
+    assert float(image.min()) >= 0.0 and float(image.max()) <= 1.0  # CT window
     assert set(label.unique().tolist()) == set(range(7)), "all six organs remapped to 1..6"
 
 

@@ -45,7 +45,7 @@ TINY = {
     "preprocessing": {"intensity": {"kind": "zscore", "nonzero": False}},
     "mode": {"type": "3d", "patch_size": [16, 16, 16], "samples_per_volume": 1},
     "augmentation": {"affine_prob": 0.0},
-    "model": {"name": "unet", "se": "scse", "base_features": 4, "norm": "instance"},
+    "model": {"name": "unet", "se": "scse", "base_features": 4, "norm": "batch"},
     "train": {"max_epochs": 2, "batch_size": 4, "val_interval": 1, "seed": 0},
     "inference": {"sw_batch_size": 2, "overlap": 0.25},
 }

@@ -6,6 +6,7 @@ silently ignored. Paths are resolved against the config file's folder by :mod:`s
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -237,6 +238,13 @@ class Config(Section):
             )
         if self.model.se == "pe" and dims != 3:
             raise ValueError("model.se='pe' (Project & Excite) needs mode.type='3d'")
+        depth = self.model.depth or 4
+        if self.model.norm == "instance" and math.prod(s // 2**depth for s in self.mode.patch_size) <= 1:
+            raise ValueError(
+                f"mode.patch_size {self.mode.patch_size} pools down to a single voxel after {depth} poolings, "
+                "which instance norm cannot normalise: enlarge one patch side to "
+                f">= {2 ** (depth + 1)} or set model.norm=batch"
+            )
         if self.inference.roi_size is not None and len(self.inference.roi_size) != dims:
             raise ValueError(f"inference.roi_size needs {dims} values, got {self.inference.roi_size}")
         return self

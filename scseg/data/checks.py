@@ -62,7 +62,11 @@ class CheckImageLabeld(MapTransform):
                     f"(affines differ by up to {diff:.4g} mm); resample the label onto the image grid"
                 )
         values = torch.unique(torch.as_tensor(label))
-        bad = [v for v in values.tolist() if v != int(v) or not 0 <= v < self.num_classes]
+        bad = [
+            int(v) if v == int(v) else v
+            for v in values.tolist()
+            if v != int(v) or not 0 <= v < self.num_classes
+        ]
         if bad:
             raise DataError(
                 f"label {label_src} holds values {bad[:10]} outside 0..{self.num_classes - 1}; data.label_names "

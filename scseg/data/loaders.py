@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from monai.data import CacheDataset, DataLoader
+from monai.data import CacheDataset, DataLoader, partition_dataset
 from torch.utils.data import DistributedSampler
 
 from scseg.config.schema import Config
@@ -77,12 +77,12 @@ def build_loaders(config: Config, rank: int = 0, world_size: int = 1, show_progr
         show_progress,
         "cannot prepare the training data",
     )
+    val_items = [c.as_dict() for c in val_cases]
+    if world_size > 1 and len(val_items) >= world_size:
+        # each rank validates its own share; MONAI's metrics gather the per-case results across ranks
+        val_items = partition_dataset(val_items, num_partitions=world_size, even_divisible=False)[rank]
     val_ds = _cache(
-        [c.as_dict() for c in val_cases],
-        validation_transforms(config),
-        config,
-        show_progress,
-        "cannot prepare the validation data",
+        val_items, validation_transforms(config), config, show_progress, "cannot prepare the validation data"
     )
     sampler = (
         DistributedSampler(train_ds, world_size, rank, shuffle=True, seed=config.train.seed)

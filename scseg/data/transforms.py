@@ -7,6 +7,7 @@ checks) is kept apart from the random part (patch / slice sampling, augmentation
 
 from __future__ import annotations
 
+import logging
 import warnings
 
 from monai.transforms import (
@@ -40,6 +41,7 @@ RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
 # MONAI warns on every DICOM load that the optional GPU decoder is absent; pydicom's own decoders
 # (with the pylibjpeg plugins we install) are used instead.
 warnings.filterwarnings("ignore", message=".*nvImageCodec.*")
+logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
 
 
 def preprocessing(config: Config, keys: tuple[str, ...] = KEYS) -> list[MapTransform]:

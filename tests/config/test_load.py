@@ -77,3 +77,11 @@ def test_bad_label_names_are_rejected(tiny_config: dict, write_config, label_nam
 def test_every_shipped_config_validates(name: str, shared_data: Path) -> None:
     config = load_config(CONFIGS / name)
     assert config.data.structure_names
+
+
+def test_instance_norm_with_a_patch_that_pools_to_one_voxel_is_rejected(
+    tiny_config: dict, write_config
+) -> None:
+    with pytest.raises(ConfigError, match="instance norm cannot normalise"):
+        load_config(write_config(tiny_config), ["model.norm=instance"])  # 16^3 patches -> 1 voxel
+    assert load_config(write_config(tiny_config), ["model.norm=instance", "mode.patch_size=[16, 16, 32]"])

@@ -19,14 +19,16 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 PIP=("$VENV/bin/python" -m pip --quiet)
+# Some machines' pip config lists index folders that do not exist; pip then warns once per package.
+quiet_pip() { "${PIP[@]}" "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 
 if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
   echo "[setup] installing torch==2.13.0 (CPU build)"
-  "${PIP[@]}" install "torch==2.13.0"
+  quiet_pip install "torch==2.13.0"
 fi
 TORCH_VERSION="$("$VENV/bin/python" -c 'import torch; print(torch.__version__.split("+")[0])')"
 CONSTRAINTS="$VENV/constraints.txt"
 echo "torch==$TORCH_VERSION" > "$CONSTRAINTS"
 echo "[setup] keeping torch $TORCH_VERSION; installing scseg[$EXTRAS]"
-PIP_CONSTRAINT="$CONSTRAINTS" "${PIP[@]}" install -e ".[$EXTRAS]"
+PIP_CONSTRAINT="$CONSTRAINTS" quiet_pip install -e ".[$EXTRAS]"
 echo "[setup] done: $("$VENV/bin/scseg" --version)"

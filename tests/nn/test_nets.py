@@ -160,8 +160,8 @@ def test_bad_model_arguments_raise_clear_value_errors(kwargs: dict, message: str
     ("shape", "message"),
     [
         ((1, 1, 8, 40, 40), "at least 16"),
-        ((1, 2, 32, 32, 32), "expects 1 input channel"),
-        ((1, 1, 32, 32), "spatial dims"),
+        ((1, 2, 32, 32, 32), "built for 1 channels"),
+        ((1, 1, 32, 32), "expects a 5D input"),
     ],
 )
 def test_bad_network_input_raises_value_error(shape: tuple[int, ...], message: str) -> None:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 from monai.networks.blocks import ADN
 from monai.networks.layers.factories import Conv
 from torch import nn
 
-from scseg.nn.nets.encoder_decoder import SEEncoderDecoder
-from scseg.nn.nets.layers import SEPlacement, norm_spec
+from scseg.nn.nets.encoder_decoder import UnpoolingSENet
+from scseg.nn.nets.layers import norm_spec
 
 
 class DenseBlock(nn.Module):
@@ -53,7 +53,7 @@ class DenseBlock(nn.Module):
         return self.dropout(self.compress(self.pre3(torch.cat([x, o1, o2], dim=1))))
 
 
-class DenseNet(SEEncoderDecoder):
+class DenseNet(UnpoolingSENet):
     """QuickNAT-style DenseNet (Roy et al., NeuroImage 2019) with SE blocks after every dense block.
 
     Dense blocks (:class:`DenseBlock`) of ``features`` filters, 2x max-pooling with indices and
@@ -77,33 +77,10 @@ class DenseNet(SEEncoderDecoder):
         torch.Size([1, 3, 35, 37])
     """
 
-    def __init__(
-        self,
-        spatial_dims: int,
-        in_channels: int,
-        out_channels: int,
-        features: int = 64,
-        depth: int = 4,
-        kernel_size: int | None = None,
-        se: str = "scse",
-        se_reduction: int = 2,
-        se_aggregation: str = "max",
-        se_positions: Sequence[str] | None = None,
-        norm: str = "batch",
-        dropout: float = 0.0,
-    ) -> None:
-        k = kernel_size if kernel_size is not None else (5 if spatial_dims == 2 else 3)
+    default_kernel_size: ClassVar[dict[int, int]] = {2: 5, 3: 3}
 
-        def dense_block(cin: int, cout: int) -> DenseBlock:
-            return DenseBlock(spatial_dims, cin, cout, k, norm, dropout)
-
-        super().__init__(
-            spatial_dims,
-            in_channels,
-            out_channels,
-            [features] * (depth + 1),
-            dense_block,
-            upsample="unpool",
-            se=SEPlacement.from_args(se, se_reduction, se_aggregation, se_positions),
-        )
-        self.kernel_size = k
+    @staticmethod
+    def make_block(
+        spatial_dims: int, cin: int, cout: int, kernel_size: int, norm: str, dropout: float
+    ) -> DenseBlock:
+        return DenseBlock(spatial_dims, cin, cout, kernel_size, norm, dropout)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 import torch
 from monai.networks.layers.factories import Conv, Pool
@@ -116,3 +117,49 @@ class SEEncoderDecoder(nn.Module):
                 up = self.upsamplers[i](h, output_size=skip.shape[2:])
             h = self.decoder_se[i](self.decoders[i](torch.cat([skip, up], dim=1)))
         return self.head(h)
+
+
+class UnpoolingSENet(SEEncoderDecoder):
+    """Base of SD-Net and DenseNet: one width everywhere, max-pool indices and unpooling.
+
+    Subclasses set :attr:`default_kernel_size` (per spatial dims) and implement :meth:`make_block`.
+    """
+
+    default_kernel_size: ClassVar[dict[int, int]] = {2: 3, 3: 3}
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        in_channels: int,
+        out_channels: int,
+        features: int = 64,
+        depth: int = 4,
+        kernel_size: int | None = None,
+        se: str = "scse",
+        se_reduction: int = 2,
+        se_aggregation: str = "max",
+        se_positions: Sequence[str] | None = None,
+        norm: str = "batch",
+        dropout: float = 0.0,
+    ) -> None:
+        k = kernel_size if kernel_size is not None else self.default_kernel_size.get(spatial_dims, 3)
+
+        def block(cin: int, cout: int) -> nn.Module:
+            return self.make_block(spatial_dims, cin, cout, k, norm, dropout)
+
+        super().__init__(
+            spatial_dims,
+            in_channels,
+            out_channels,
+            [features] * (depth + 1),
+            block,
+            upsample="unpool",
+            se=SEPlacement.from_args(se, se_reduction, se_aggregation, se_positions),
+        )
+        self.kernel_size = k
+
+    @staticmethod
+    def make_block(
+        spatial_dims: int, cin: int, cout: int, kernel_size: int, norm: str, dropout: float
+    ) -> nn.Module:
+        raise NotImplementedError

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from scseg.nn.blocks import SCSE_AGGREGATIONS, SE_KINDS, se_block
+from scseg.nn.blocks._checks import check_input
 
 SE_POSITIONS = ("encoder", "bottleneck", "decoder")
 NORMS = ("batch", "instance")
@@ -86,15 +87,7 @@ def check_net_input(
 
     With instance norm the bottleneck also needs more than one voxel (a single voxel has no variance).
     """
-    if x.dim() != spatial_dims + 2:
-        raise ValueError(
-            f"{name}(spatial_dims={spatial_dims}) expects input of shape (N, C, *spatial) with "
-            f"{spatial_dims} spatial dims, got shape {tuple(x.shape)}."
-        )
-    if x.shape[1] != in_channels:
-        raise ValueError(
-            f"{name} expects {in_channels} input channel(s), got {x.shape[1]} (shape {tuple(x.shape)})."
-        )
+    check_input(name, x, spatial_dims, in_channels)
     smallest = 2**depth
     if min(x.shape[2:]) < smallest:
         raise ValueError(

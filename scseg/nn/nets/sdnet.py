@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import ClassVar
 
 from monai.networks.blocks import Convolution
 
-from scseg.nn.nets.encoder_decoder import SEEncoderDecoder
-from scseg.nn.nets.layers import SEPlacement, norm_spec
+from scseg.nn.nets.encoder_decoder import UnpoolingSENet
+from scseg.nn.nets.layers import norm_spec
 
 
-class SDNet(SEEncoderDecoder):
+class SDNet(UnpoolingSENet):
     """SD-Net (Roy et al., "Error corrective boosting", 2017) with SE blocks after every block.
 
     Every encoder/decoder block is a single large-kernel convolution with norm and ReLU; pooling is
@@ -36,43 +36,19 @@ class SDNet(SEEncoderDecoder):
         torch.Size([2, 4, 33, 45])
     """
 
-    def __init__(
-        self,
-        spatial_dims: int,
-        in_channels: int,
-        out_channels: int,
-        features: int = 64,
-        depth: int = 4,
-        kernel_size: int | None = None,
-        se: str = "scse",
-        se_reduction: int = 2,
-        se_aggregation: str = "max",
-        se_positions: Sequence[str] | None = None,
-        norm: str = "batch",
-        dropout: float = 0.0,
-    ) -> None:
-        k = kernel_size if kernel_size is not None else (7 if spatial_dims == 2 else 3)
-        norm_arg = norm_spec(norm)
+    default_kernel_size: ClassVar[dict[int, int]] = {2: 7, 3: 3}
 
-        def conv_block(cin: int, cout: int) -> Convolution:
-            return Convolution(
-                spatial_dims,
-                cin,
-                cout,
-                kernel_size=k,
-                act=("relu", {"inplace": True}),
-                norm=norm_arg,
-                dropout=dropout or None,
-                bias=False,  # the norm right after it cancels a bias
-            )
-
-        super().__init__(
+    @staticmethod
+    def make_block(
+        spatial_dims: int, cin: int, cout: int, kernel_size: int, norm: str, dropout: float
+    ) -> Convolution:
+        return Convolution(
             spatial_dims,
-            in_channels,
-            out_channels,
-            [features] * (depth + 1),
-            conv_block,
-            upsample="unpool",
-            se=SEPlacement.from_args(se, se_reduction, se_aggregation, se_positions),
+            cin,
+            cout,
+            kernel_size=kernel_size,
+            act=("relu", {"inplace": True}),
+            norm=norm_spec(norm),
+            dropout=dropout or None,
+            bias=False,  # the norm right after it cancels a bias
         )
-        self.kernel_size = k

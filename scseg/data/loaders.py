@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
+from multiprocessing.pool import ThreadPool
 from pathlib import Path
 
 import torch
 from monai.data import CacheDataset, DataLoader, partition_dataset
 from torch.utils.data import DistributedSampler
+from tqdm.auto import tqdm
 
 from scseg.config.schema import Config
 from scseg.data.cases import Case, discover_cases, split_cases
@@ -40,13 +43,37 @@ def as_data_error(err: BaseException, what: str) -> ScsegError:
     return DataError(f"{what}: {type(cause).__name__}: {cause}")
 
 
+class SafeCacheDataset(CacheDataset):
+    """MONAI's CacheDataset, filling its cache without leaving threads behind on an error.
+
+    MONAI fills the cache on a thread pool that it terminates without joining when an item fails; the
+    other threads are still inside torch ops when our clean error exits the process, which then aborts
+    ("terminate called without an active exception"). Here the cache is filled in the calling thread
+    (``data.num_workers`` 0, the default), or on a pool that is joined before the error propagates.
+    """
+
+    def _fill_cache(self, indices=None) -> list:
+        if self.cache_num <= 0:
+            return []
+        indices = list(range(self.cache_num)) if indices is None else indices
+        bar = partial(tqdm, total=len(indices), desc="Loading dataset", disable=not self.progress)
+        if (self.num_workers or 1) <= 1:
+            return [self._load_cache_item(i) for i in bar(indices)]
+        pool = ThreadPool(self.num_workers)
+        try:
+            return list(bar(pool.imap(self._load_cache_item, indices)))
+        finally:
+            pool.terminate()
+            pool.join()
+
+
 def _cache(items: list[dict], transform, config: Config, show: bool, what: str) -> CacheDataset:
     try:
-        return CacheDataset(
+        return SafeCacheDataset(
             items,
             transform,
             cache_rate=1.0 if config.data.cache else 0.0,
-            num_workers=config.data.num_workers or None,
+            num_workers=max(config.data.num_workers, 1),
             progress=show,
         )
     except Exception as err:

@@ -1,5 +1,11 @@
 """MONAI transform pipelines built from a config.
 
+Everything here is MONAI: its dictionary transforms cover loading (NIfTI and DICOM folders),
+geometry, intensity, label-aware patch sampling and augmentation, and ``CacheDataset`` caches the
+deterministic part. torchio's strengths (a patch ``Queue`` streaming many patches from large
+volumes, MRI-specific artefact augmentation) are not needed by the shipped configs, whose volumes
+fit in memory; keeping one library keeps the replay/inversion at prediction time simple.
+
 Deterministic preprocessing (load, channel-first, orientation, spacing, intensity, foreground crop,
 checks) is kept apart from the random part (patch / slice sampling, augmentation), so that
 ``CacheDataset`` caches exactly the deterministic part and prediction can replay it.

@@ -79,3 +79,59 @@ def test_demo_reaches_dice_above_0_8(tmp_path: Path) -> None:
     assert set(dice) == {"ventricle", "lesion", "rim"}
     assert min(dice.values()) > 0.8, dice
     assert float(last["elapsed_min"]) < 3.0
+
+
+def _write_pair(folder: Path, name: str, image, label, label_affine=None) -> None:
+    import nibabel as nib
+    import numpy as np
+
+    (folder / "imagesTr").mkdir(parents=True, exist_ok=True)
+    (folder / "labelsTr").mkdir(parents=True, exist_ok=True)
+    affine = np.eye(4)
+    nib.save(nib.Nifti1Image(image.astype("float32"), affine), folder / "imagesTr" / f"{name}.nii.gz")
+    nib.save(
+        nib.Nifti1Image(label.astype("uint8"), affine if label_affine is None else label_affine),
+        folder / "labelsTr" / f"{name}.nii.gz",
+    )
+
+
+@pytest.mark.parametrize("problem", ["nan", "shape", "geometry", "label_value", "empty"])
+def test_bad_data_exits_3_naming_the_culprit(
+    problem: str, tiny_config: dict, write_config, tmp_path: Path
+) -> None:
+    import numpy as np
+
+    data = tmp_path / "data"
+    rng = np.random.default_rng(0)
+    (data / "imagesTr").mkdir(parents=True)
+    (data / "labelsTr").mkdir(parents=True)
+    if problem != "empty":
+        for i in range(3):
+            _write_pair(data, f"case_{i}", rng.random((24, 24, 24)), rng.integers(0, 4, (24, 24, 24)))
+        image, label, affine = rng.random((24, 24, 24)), rng.integers(0, 4, (24, 24, 24)), None
+        if problem == "nan":
+            image[1, 2, 3] = np.nan
+        elif problem == "shape":
+            label = label[:, :, :20]
+        elif problem == "geometry":
+            affine = np.diag([1.0, 1.0, 2.0, 1.0])
+        else:
+            label[0, 0, 0] = 9
+        _write_pair(data, "culprit", image, label, affine)
+    tiny_config["data"] |= {
+        "root": str(data),
+        "dataset": "auto",
+        "split": None
+        if problem == "empty"
+        else {"train": ["culprit", "case_0", "case_1"], "val": ["case_2"]},
+    }
+    result = _scseg("train", str(write_config(tiny_config)), "--out", str(tmp_path / "run"))
+    expected = {
+        "nan": "culprit.nii.gz contains NaN",
+        "shape": "culprit.nii.gz has shape",
+        "geometry": "different geometry",
+        "label_value": "holds values [9]",
+        "empty": "empty",
+    }[problem]
+    _assert_clean_error(result, 3, expected)
+    assert not (tmp_path / "run" / "checkpoints").exists()

@@ -184,9 +184,10 @@ class Trainer:
             last_epoch = stopped_by_time or epoch + 1 == cfg.train.max_epochs
             if log:
                 log.log_train(epoch + 1, train_loss, lr)
-            if (epoch + 1) % cfg.train.val_interval == 0 or last_epoch:
+            validating = (epoch + 1) % cfg.train.val_interval == 0 or last_epoch
+            if validating:
                 dice = validate(model, loaders.val, cfg, self.device)  # every rank: its share of the cases
-            if log and ((epoch + 1) % cfg.train.val_interval == 0 or last_epoch):
+            if log and validating:
                 row = log.log_validation(epoch + 1, train_loss, dice, elapsed() / 60)
                 mean = row["mean_dice"]
                 tqdm.write(

@@ -137,6 +137,30 @@ def demo(
     _run_training(config, out, set_, resume=False)
 
 
+@app.command()
+def convert(
+    dicom_dir: Path = typer.Argument(
+        ..., help="Folder tree holding DICOM files (any depth, other files ignored)."
+    ),
+    out_dir: Path = typer.Argument(..., help="Where to write <patient>/<study>/<series>.nii.gz."),
+) -> None:
+    """Write one NIfTI per DICOM series (the reader `predict` uses), to check geometry or convert."""
+    from scseg.io.convert import convert_folder
+
+    try:
+        results = convert_folder(dicom_dir, out_dir)
+    except ScsegError as err:
+        raise fail(str(err), err.exit_code) from None
+    table = Table()
+    for col in ("status", "series", "output / reason"):
+        table.add_column(col, overflow="fold")
+    for r in results:
+        table.add_row(r.status, r.source, str(r.output) if r.output else r.detail)
+    console.print(table)
+    if any(r.status == "failed" for r in results):
+        raise typer.Exit(3)
+
+
 def main() -> None:
     app()
 

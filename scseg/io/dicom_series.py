@@ -1,0 +1,248 @@
+"""Find DICOM series in a folder tree and read them onto a correct voxel grid.
+
+Who does what: pydicom reads headers only (fast: no pixel data) to group files by
+SeriesInstanceUID, skip localizers and non-image objects, sort slices along the slice normal and
+check the geometry; SimpleITK (GDCM) then reads the pixels of the sorted file list, decoding
+compressed transfer syntaxes (JPEG 2000, JPEG lossless, RLE) and applying RescaleSlope/Intercept.
+Geometry problems are refused with a clear message rather than silently resampled:
+duplicate positions, missing slices / uneven spacing, gantry tilt, mixed image sizes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import SimpleITK as sitk
+from pydicom.errors import InvalidDicomError
+
+from scseg.errors import DataError
+
+# SOP classes that carry no image to segment (DICOM SEG, RT structures, structured reports, ...)
+NON_IMAGE_MODALITIES = {"SEG", "RTSTRUCT", "RTPLAN", "RTDOSE", "SR", "PR", "KO", "REG"}
+TILT_TOLERANCE_DEG = 0.5
+SPACING_TOLERANCE = 0.02  # relative deviation of a slice step from the median step
+
+
+class SeriesError(DataError):
+    """A series whose geometry cannot be turned into a regular voxel grid."""
+
+
+@dataclass
+class DicomSeries:
+    """One image series: its files sorted along the slice normal, and who/what it is."""
+
+    uid: str
+    files: list[Path]
+    patient_id: str = ""
+    study_uid: str = ""
+    series_number: str = ""
+    description: str = ""
+    modality: str = ""
+    slice_spacing: float | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        """A file-system-safe name: series number and description."""
+        return sanitize(f"{self.series_number}_{self.description}".strip("_") or self.uid)
+
+
+@dataclass
+class SkippedSeries:
+    uid: str
+    folder: Path
+    reason: str
+
+
+def sanitize(text: str) -> str:
+    """Letters, digits, '-', '_' and '.'; anything else becomes '_' (safe as a file or folder name)."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("._")
+    return cleaned[:80] or "unnamed"
+
+
+def _read_header(path: Path) -> pydicom.Dataset | None:
+    try:
+        # force: some exports omit the 128-byte preamble; files that are not DICOM at all then come
+        # back without a SeriesInstanceUID (or raise) and are dropped by the caller
+        return pydicom.dcmread(path, stop_before_pixels=True, force=True)
+    except (
+        InvalidDicomError,
+        OSError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        KeyError,
+        IndexError,
+        EOFError,
+    ):
+        return None  # not DICOM (or unreadable): ignored, as a PACS export mixes in other files
+
+
+def _text(ds: pydicom.Dataset, keyword: str) -> str:
+    value = ds.get(keyword)
+    return "" if value is None else str(value)
+
+
+def _vector(ds: pydicom.Dataset, tag: str, n: int) -> np.ndarray | None:
+    value = getattr(ds, tag, None)
+    if value is None or len(value) != n:
+        return None
+    return np.array([float(v) for v in value])
+
+
+def sort_slices(headers: list[tuple[Path, pydicom.Dataset]], label: str) -> tuple[list[Path], float]:
+    """Sort single-frame slices along their normal; check orientation, spacing, duplicates and tilt.
+
+    Returns:
+        The sorted file list and the slice spacing taken from the positions (not SliceThickness).
+    """
+    orientations = [_vector(ds, "ImageOrientationPatient", 6) for _, ds in headers]
+    positions = [_vector(ds, "ImagePositionPatient", 3) for _, ds in headers]
+    if any(o is None for o in orientations) or any(p is None for p in positions):
+        raise SeriesError(f"{label}: slices lack ImageOrientationPatient/ImagePositionPatient")
+    iop = np.array(orientations)
+    if np.abs(iop - iop[0]).max() > 1e-3:
+        raise SeriesError(f"{label}: slices have different orientations (a mixed or multi-stack series)")
+    row, col = iop[0, :3], iop[0, 3:]
+    normal = np.cross(row, col)
+    ipp = np.array(positions)
+    order = np.argsort(ipp @ normal)
+    ipp = ipp[order]
+    steps = np.diff(ipp, axis=0)
+    distances = np.linalg.norm(steps, axis=1)
+    if (distances < 1e-3).any():
+        raise SeriesError(f"{label}: {int((distances < 1e-3).sum())} duplicate slice position(s)")
+    cosines = np.abs(steps @ normal) / distances
+    tilt = float(np.degrees(np.arccos(np.clip(cosines.min(), -1.0, 1.0))))
+    if tilt > TILT_TOLERANCE_DEG:
+        raise SeriesError(
+            f"{label}: gantry tilt / sheared stack of {tilt:.1f} degrees (slices are not stacked along their "
+            "normal). scseg refuses it rather than guess; resample to an orthogonal grid first "
+            "(e.g. dcm2niix, which corrects gantry tilt)"
+        )
+    along = steps @ normal
+    median = float(np.median(along))
+    if np.abs(along - median).max() > SPACING_TOLERANCE * median:
+        raise SeriesError(
+            f"{label}: uneven slice spacing ({along.min():.3f}-{along.max():.3f} mm between neighbours): "
+            "missing slices or a variable-gap acquisition; it cannot be read as one regular grid"
+        )
+    return [headers[i][0] for i in order], median
+
+
+def _unique_instances(
+    members: list[tuple[Path, pydicom.Dataset]],
+) -> tuple[list[tuple[Path, pydicom.Dataset]], list[Path]]:
+    """One file per SOPInstanceUID (exports often hold copies, some truncated): keep the largest."""
+    best: dict[str, tuple[Path, pydicom.Dataset]] = {}
+    dropped = []
+    for path, ds in members:
+        key = _text(ds, "SOPInstanceUID") or str(path)
+        if key in best:
+            keep, drop = sorted([best[key], (path, ds)], key=lambda m: m[0].stat().st_size, reverse=True)
+            best[key] = keep
+            dropped.append(drop[0])
+        else:
+            best[key] = (path, ds)
+    return list(best.values()), dropped
+
+
+def find_series(root: str | Path) -> tuple[list[DicomSeries], list[SkippedSeries]]:
+    """All readable image series under ``root`` (any depth, any file names; non-DICOM ignored).
+
+    Returns:
+        The series (files sorted along the slice normal) and the skipped ones with their reason
+        (localizers, non-image objects, fewer than 2 slices, bad geometry).
+    """
+    root = Path(root)
+    if not root.exists():
+        raise DataError(f"{root} does not exist")
+    groups: dict[str, list[tuple[Path, pydicom.Dataset]]] = defaultdict(list)
+    paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    for path in paths:
+        ds = _read_header(path)
+        if ds is None or not (_text(ds, "SeriesInstanceUID") or "Rows" in ds):
+            continue  # not DICOM, or DICOM that is neither part of a series nor an image
+        # some anonymised exports blank SeriesInstanceUID: fall back to folder + series number + description
+        key = (
+            _text(ds, "SeriesInstanceUID")
+            or f"{path.parent}|{_text(ds, 'SeriesNumber')}|{_text(ds, 'SeriesDescription')}"
+        )
+        groups[key].append((path, ds))
+    series, skipped = [], []
+    for uid, found in groups.items():
+        members, dropped = _unique_instances(found)
+        first = members[0][1]
+        folder = members[0][0].parent
+        label = (
+            f"series {_text(first, 'SeriesNumber') or '?'} '{_text(first, 'SeriesDescription')}' in {folder}"
+        )
+        modality = str(getattr(first, "Modality", ""))
+        if modality in NON_IMAGE_MODALITIES or not hasattr(first, "Rows"):
+            skipped.append(
+                SkippedSeries(uid, folder, f"{label}: not an image series ({modality or 'no pixels'})")
+            )
+            continue
+        if any("LOCALIZER" in str(v).upper() for v in getattr(first, "ImageType", [])):
+            skipped.append(SkippedSeries(uid, folder, f"{label}: localizer / scout"))
+            continue
+        info = DicomSeries(
+            uid,
+            [],
+            _text(first, "PatientID"),
+            _text(first, "StudyInstanceUID"),
+            _text(first, "SeriesNumber"),
+            _text(first, "SeriesDescription"),
+            modality,
+        )
+        if dropped:
+            info.warnings.append(
+                f"{label}: {len(dropped)} repeated instance(s) ignored (kept the largest file)"
+            )
+        frames = int(getattr(first, "NumberOfFrames", 1) or 1)
+        if len(members) == 1 and frames > 1:
+            info.files = [members[0][0]]  # enhanced multi-frame: one file holds the volume
+            series.append(info)
+            continue
+        sizes = Counter((int(ds.Rows), int(ds.Columns)) for _, ds in members)
+        if len(sizes) > 1:
+            skipped.append(SkippedSeries(uid, folder, f"{label}: mixed image sizes {dict(sizes)}"))
+            continue
+        if len(members) < 2:
+            skipped.append(SkippedSeries(uid, folder, f"{label}: fewer than 2 slices"))
+            continue
+        try:
+            info.files, info.slice_spacing = sort_slices(members, label)
+        except SeriesError as err:
+            skipped.append(SkippedSeries(uid, folder, str(err)))
+            continue
+        series.append(info)
+    return series, skipped
+
+
+def read_series(series: DicomSeries) -> nib.Nifti1Image:
+    """Read a series into a NIfTI image with a RAS affine (values after RescaleSlope/Intercept)."""
+    try:
+        if len(series.files) == 1:
+            image = sitk.ReadImage(str(series.files[0]))
+        else:
+            reader = sitk.ImageSeriesReader()
+            reader.SetFileNames([str(f) for f in series.files])
+            image = reader.Execute()
+    except RuntimeError as err:
+        raise DataError(f"cannot decode series {series.name} in {series.files[0].parent}: {err}") from None
+    array = sitk.GetArrayFromImage(image)  # (z, y, x)
+    if array.ndim != 3:
+        raise DataError(f"series {series.name}: expected a 3D scalar volume, got array shape {array.shape}")
+    direction = np.array(image.GetDirection()).reshape(3, 3)
+    affine_lps = np.eye(4)
+    affine_lps[:3, :3] = direction * np.array(image.GetSpacing())
+    affine_lps[:3, 3] = image.GetOrigin()
+    affine_ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine_lps  # DICOM is LPS, NIfTI RAS
+    return nib.Nifti1Image(np.ascontiguousarray(array.transpose(2, 1, 0)), affine_ras)

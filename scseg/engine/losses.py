@@ -12,17 +12,25 @@ from monai.transforms import LoadImage
 from torch import nn
 
 from scseg.config.schema import Config
+from scseg.data.checks import RemapLabelsd
 
 
-def median_frequency_weights(label_paths: Iterable[str], num_classes: int) -> torch.Tensor:
+def median_frequency_weights(
+    label_paths: Iterable[str], num_classes: int, label_values: list[int] | None = None
+) -> torch.Tensor:
     """Median-frequency class weights ``w_l = median_k f_k / f_l`` over the given label maps.
 
+    ``label_values`` remaps atlas ids to 1..K exactly as training does (``data.label_values``).
     Classes absent from every map get the largest weight seen (they cannot be estimated).
     """
     loader = LoadImage(image_only=True)
+    remap = RemapLabelsd(label_values) if label_values else None
     counts = np.zeros(num_classes, dtype=np.float64)
     for path in label_paths:
-        label = np.asarray(loader(path)).astype(np.int64).ravel()
+        label = loader(path)
+        if remap is not None:
+            label = remap({"label": label})["label"]
+        label = np.asarray(label).astype(np.int64).ravel()
         counts += np.bincount(np.clip(label, 0, num_classes - 1), minlength=num_classes)[:num_classes]
     present = counts > 0
     freq = counts / counts.sum()
@@ -89,7 +97,7 @@ def build_loss(config: Config, train_label_paths: Iterable[str]) -> nn.Module:
     """The configured loss. ``weighted_ce_dice`` reads the training labels once for its class weights."""
     loss = config.loss
     if loss.name == "weighted_ce_dice":
-        weights = median_frequency_weights(train_label_paths, config.num_classes)
+        weights = median_frequency_weights(train_label_paths, config.num_classes, config.data.label_values)
         return WeightedCEDiceLoss(weights, loss.boundary_weight, loss.ce_weight, loss.dice_weight)
     # background excluded from Dice (CE covers it); batch Dice is steadier on small patches (nnU-Net)
     return DiceCELoss(

@@ -24,6 +24,17 @@ def test_median_frequency_weights_on_known_counts(tmp_path: Path) -> None:
     torch.testing.assert_close(weights, torch.tensor([0.2 / 0.7, 2.0, 1.0, 2.0]))
 
 
+def test_median_frequency_weights_follow_the_label_remapping(tmp_path: Path) -> None:
+    label = np.zeros(100, np.uint8)
+    label[:10] = 41  # an atlas id: becomes class 1
+    label[10:30] = 17  # becomes class 2
+    label[30:40] = 99  # not named: background
+    path = tmp_path / "atlas.nii.gz"
+    nib.save(nib.Nifti1Image(label.reshape(10, 10, 1), np.eye(4)), path)
+    weights = median_frequency_weights([str(path)], 3, label_values=[41, 17])
+    torch.testing.assert_close(weights, torch.tensor([0.2 / 0.7, 2.0, 1.0]))
+
+
 def test_boundaries_mark_both_sides_of_a_label_edge() -> None:
     target = torch.zeros(1, 6, 6, dtype=torch.long)
     target[:, :, 3:] = 1

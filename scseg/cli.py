@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from scseg import __version__
-from scseg.errors import ScsegError
+from scseg.errors import EXIT_SOME_FAILED, ScsegError
 
 app = typer.Typer(
     name="scseg",
@@ -158,7 +158,53 @@ def convert(
         table.add_row(r.status, r.source, str(r.output) if r.output else r.detail)
     console.print(table)
     if any(r.status == "failed" for r in results):
-        raise typer.Exit(3)
+        raise typer.Exit(EXIT_SOME_FAILED)
+
+
+@app.command()
+def predict(
+    model: Path = typer.Option(..., "--model", "-m", help="Run directory written by `scseg train`."),
+    input_: Path = typer.Option(
+        ...,
+        "--input",
+        "-i",
+        help="A DICOM folder tree (any depth, other files ignored), one series folder, a NIfTI file "
+        "or a folder of NIfTI files.",
+    ),
+    output: Path = typer.Option(
+        ..., "--output", "-o", help="Output folder (summary.csv + one folder per case)."
+    ),
+    device: str = typer.Option("auto", help="auto (CUDA if available), cpu, cuda or cuda:N."),
+    views: str = typer.Option(
+        "", help="2D models: average the probabilities of several slicing views, e.g. axial,coronal,sagittal."
+    ),
+    probabilities: bool = typer.Option(
+        False, "--probabilities", help="Also write probabilities.nii.gz (one float volume per class)."
+    ),
+) -> None:
+    """Segment DICOM series and NIfTI files: labels.nii.gz, seg.dcm, volumes.csv, preview.png per case.
+
+    Exit codes: 0 every case segmented (localizers and non-image objects are skipped, not failed);
+    5 some case failed (see summary.csv); 2 bad options; 3 nothing to segment; 4 bad run directory.
+    """
+    from scseg.engine.predict_folder import predict_path
+    from scseg.engine.predictor import Predictor
+
+    view_list = [v.strip() for v in views.split(",") if v.strip()] or None
+    try:
+        predictor = Predictor(model, device=device)
+        records = predict_path(predictor, input_, output, views=view_list, probabilities=probabilities)
+    except ScsegError as err:
+        raise fail(str(err), err.exit_code) from None
+    table = Table(title=f"scseg predict: {output / 'summary.csv'}")
+    for col in ("status", "case", "seconds", "output / reason"):
+        table.add_column(col, overflow="fold")
+    for r in records:
+        detail = r.output if r.status == "done" else r.message
+        table.add_row(r.status, r.series or r.source, f"{r.seconds:.1f}", detail)
+    console.print(table)
+    if any(r.status == "failed" for r in records):
+        raise typer.Exit(EXIT_SOME_FAILED)
 
 
 def main() -> None:

@@ -23,3 +23,8 @@ class RunDirError(ScsegError):
     """A run directory that is missing, incomplete or would be overwritten."""
 
     exit_code = 4
+
+
+# Batch commands (convert, predict) go on past a bad series and report it; they then exit with this
+# code so that scripts notice that some outputs are missing (the summary says which and why).
+EXIT_SOME_FAILED = 5

@@ -50,14 +50,21 @@ warnings.filterwarnings("ignore", message=".*nvImageCodec.*")
 logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
 
 
-def preprocessing(config: Config, keys: tuple[str, ...] = KEYS) -> list[MapTransform]:
-    """Deterministic transforms: what training caches and prediction must replay (and invert)."""
+def preprocessing(config: Config, keys: tuple[str, ...] = KEYS, load: bool = True) -> list[MapTransform]:
+    """Deterministic transforms: what training caches and prediction must replay (and invert).
+
+    Args:
+        config: the run's config.
+        keys: ``("image", "label")`` for training, ``("image",)`` for prediction.
+        load: start by loading file names; ``False`` when the caller passes channel-first
+            ``MetaTensor`` volumes that carry their affine (prediction reads DICOM itself).
+    """
     pre = config.preprocessing
     has_label = "label" in keys
-    ts: list = [
-        LoadImaged(keys, image_only=True),  # NIfTI via nibabel, a DICOM series folder via pydicom
-        EnsureChannelFirstd(keys),
-    ]
+    ts: list = []
+    if load:
+        # NIfTI via nibabel, a DICOM series folder via pydicom
+        ts += [LoadImaged(keys, image_only=True), EnsureChannelFirstd(keys)]
     if pre.orientation:
         ts.append(Orientationd(keys, axcodes=pre.orientation, labels=RAS_LABELS))
     if has_label and config.data.label_values:

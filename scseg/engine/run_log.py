@@ -6,7 +6,7 @@ import csv
 import io
 from pathlib import Path
 
-from scseg.engine.checkpoint import atomic_write_bytes
+from scseg.io.atomic import atomic_write_bytes
 
 
 class RunLog:

@@ -20,7 +20,6 @@ from scseg.config.load import dump_config
 from scseg.config.schema import Config
 from scseg.data.loaders import build_loaders, root_cause
 from scseg.engine.checkpoint import (
-    atomic_write_bytes,
     load_checkpoint,
     rng_state,
     save_checkpoint,
@@ -32,6 +31,7 @@ from scseg.engine.run_log import RunLog
 from scseg.engine.schedule import ProgressScheduler
 from scseg.engine.validation import validate
 from scseg.errors import RunDirError, ScsegError
+from scseg.io.atomic import atomic_write_bytes
 from scseg.nn import create_model
 
 

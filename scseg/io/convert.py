@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import nibabel as nib
-
 from scseg.errors import DataError
-from scseg.io.dicom_series import DicomSeries, find_series, read_series, sanitize
+from scseg.io.atomic import save_nifti_atomic
+from scseg.io.dicom_series import DicomSeries, SkippedSeries, find_series, read_series, sanitize
 
 
 @dataclass
@@ -20,25 +18,27 @@ class ConversionResult:
     detail: str = ""
 
 
-def save_nifti_atomic(image: nib.Nifti1Image, path: Path) -> None:
-    """Write ``image`` to ``path`` via a temp file in the same folder, then rename (never half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial.nii.gz")
-    try:
-        nib.save(image, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+def series_output_dir(out_dir: Path, series: DicomSeries, used: set[Path]) -> Path:
+    """``OUT_DIR/<patient>/<study>/<series>`` (sanitised), unique among ``used`` (which it extends).
 
-
-def series_output_path(out_dir: Path, series: DicomSeries) -> Path:
-    """``OUT_DIR/<patient>/<study>/<series>.nii.gz`` with sanitised names."""
-    return (
+    Two series with the same number and description in one study both keep their output: the
+    second gets the end of its SeriesInstanceUID appended.
+    """
+    target = (
         out_dir
         / sanitize(series.patient_id or "unknown_patient")
         / sanitize(series.study_uid or "unknown_study")
-        / f"{series.name}.nii.gz"
+        / series.name
     )
+    if target in used:
+        target = target.with_name(f"{series.name}_{sanitize(series.uid)[-12:]}")
+    used.add(target)
+    return target
+
+
+def skipped_status(skipped: SkippedSeries) -> str:
+    """``failed`` for image series that could not be read; ``skipped`` for what is not meant to be."""
+    return "failed" if skipped.failed else "skipped"
 
 
 def convert_folder(dicom_dir: str | Path, out_dir: str | Path) -> list[ConversionResult]:
@@ -51,13 +51,11 @@ def convert_folder(dicom_dir: str | Path, out_dir: str | Path) -> list[Conversio
     series, skipped = find_series(dicom_dir)
     if not series and not skipped:
         raise DataError(f"no DICOM image series found under {dicom_dir}")
-    results = [ConversionResult(str(s.folder), None, "skipped", s.reason) for s in skipped]
+    results = [ConversionResult(str(s.folder), None, skipped_status(s), s.reason) for s in skipped]
     used: set[Path] = set()
     for item in series:
-        target = series_output_path(out_dir, item)
-        if target in used:  # two series with the same number and description: keep both
-            target = target.with_name(f"{item.name}_{sanitize(item.uid)[-12:]}.nii.gz")
-        used.add(target)
+        folder = series_output_dir(out_dir, item, used)
+        target = folder.with_name(f"{folder.name}.nii.gz")
         try:
             save_nifti_atomic(read_series(item), target)
             results.append(ConversionResult(str(item.files[0].parent), target, "written"))

@@ -55,15 +55,23 @@ class DicomSeries:
 
 @dataclass
 class SkippedSeries:
+    """A series that is not read: ``failed`` when it is an image series scseg cannot put on a regular
+    grid (bad geometry, mixed sizes); not failed for localizers, non-image objects, single slices."""
+
     uid: str
     folder: Path
     reason: str
+    failed: bool = False
 
 
 def sanitize(text: str) -> str:
     """Letters, digits, '-', '_' and '.'; anything else becomes '_' (safe as a file or folder name)."""
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("._")
     return cleaned[:80] or "unnamed"
+
+
+def is_nifti(path: Path) -> bool:
+    return path.name.lower().endswith((".nii", ".nii.gz"))
 
 
 def _read_header(path: Path) -> pydicom.Dataset | None:
@@ -166,6 +174,8 @@ def find_series(root: str | Path) -> tuple[list[DicomSeries], list[SkippedSeries
     groups: dict[str, list[tuple[Path, pydicom.Dataset]]] = defaultdict(list)
     paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
     for path in paths:
+        if is_nifti(path):
+            continue  # never DICOM; reading a large one with force=True would only waste time
         ds = _read_header(path)
         if ds is None or not (_text(ds, "SeriesInstanceUID") or "Rows" in ds):
             continue  # not DICOM, or DICOM that is neither part of a series nor an image
@@ -212,7 +222,7 @@ def find_series(root: str | Path) -> tuple[list[DicomSeries], list[SkippedSeries
             continue
         sizes = Counter((int(ds.Rows), int(ds.Columns)) for _, ds in members)
         if len(sizes) > 1:
-            skipped.append(SkippedSeries(uid, folder, f"{label}: mixed image sizes {dict(sizes)}"))
+            skipped.append(SkippedSeries(uid, folder, f"{label}: mixed image sizes {dict(sizes)}", True))
             continue
         if len(members) < 2:
             skipped.append(SkippedSeries(uid, folder, f"{label}: fewer than 2 slices"))
@@ -220,7 +230,7 @@ def find_series(root: str | Path) -> tuple[list[DicomSeries], list[SkippedSeries
         try:
             info.files, info.slice_spacing = sort_slices(members, label)
         except SeriesError as err:
-            skipped.append(SkippedSeries(uid, folder, str(err)))
+            skipped.append(SkippedSeries(uid, folder, str(err), True))
             continue
         series.append(info)
     return series, skipped

@@ -36,7 +36,8 @@ def test_convert_writes_one_nifti_per_series_and_reports_skips(shared_data: Path
         capture_output=True,
         text=True,
     )
-    assert cli.returncode == 0 and "skipped" in cli.stdout and "gantry tilt" in " ".join(cli.stdout.split())
+    # a refused image series is a failure (exit 5), unlike a localizer or a SEG object (skipped)
+    assert cli.returncode == 5 and "failed" in cli.stdout and "gantry tilt" in " ".join(cli.stdout.split())
 
 
 def test_convert_of_a_folder_without_dicom_exits_3(tmp_path: Path) -> None:

@@ -1,0 +1,158 @@
+"""A trained run directory, ready to segment volumes on their own voxel grid.
+
+The run's deterministic preprocessing (orientation, spacing, intensity, foreground crop) is replayed
+exactly as in training, the network runs on the preprocessed volume, and MONAI's invertible
+transforms map the probabilities back onto the input grid: the label map has the input's shape and
+affine.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import torch
+from monai.data import MetaTensor
+from monai.transforms import Compose
+
+from scseg.config import load_config
+from scseg.config.schema import SLICE_AXIS_INDEX, Config
+from scseg.data.transforms import preprocessing
+from scseg.engine.checkpoint import load_checkpoint
+from scseg.engine.inference import predict_probabilities
+from scseg.engine.trainer import build_model, resolve_device
+from scseg.errors import ConfigError, RunDirError, ScsegError
+
+
+@dataclass
+class Prediction:
+    """A label map on the input's grid (values are the structures' label values) and, on request,
+    the class probabilities on the same grid (X, Y, Z, K, background first)."""
+
+    labels: nib.Nifti1Image
+    probabilities: nib.Nifti1Image | None = None
+
+
+def find_checkpoint(run_dir: Path) -> Path:
+    """``checkpoints/best.pt`` (best validation Dice), else ``checkpoints/last.pt``."""
+    for name in ("best.pt", "last.pt"):
+        path = run_dir / "checkpoints" / name
+        if path.is_file():
+            return path
+    raise RunDirError(
+        f"{run_dir} is not a trained run directory: expected checkpoints/best.pt or checkpoints/last.pt "
+        "(written by `scseg train --out RUN_DIR`)"
+    )
+
+
+class Predictor:
+    """Segment volumes with the model of a run directory.
+
+    Args:
+        run_dir: a directory written by ``scseg train`` (``config.yaml`` + ``checkpoints/``).
+        device: ``auto`` (CUDA if available), ``cpu``, ``cuda`` or ``cuda:N``.
+
+    Example:
+        >>> predictor = Predictor("runs/hippo3d")                      # doctest: +SKIP
+        >>> prediction = predictor.predict(nib.load("case.nii.gz"))    # doctest: +SKIP
+        >>> prediction.labels.shape == nib.load("case.nii.gz").shape   # doctest: +SKIP
+        True
+    """
+
+    def __init__(self, run_dir: str | Path, device: str = "auto") -> None:
+        self.run_dir = Path(run_dir)
+        config_path = self.run_dir / "config.yaml"
+        if not config_path.is_file():
+            raise RunDirError(f"{self.run_dir} is not a run directory: {config_path} does not exist")
+        self.config: Config = load_config(config_path)
+        self.checkpoint = find_checkpoint(self.run_dir)
+        state = load_checkpoint(self.checkpoint)
+        self.device = resolve_device(device)
+        self.model = build_model(self.config)
+        try:
+            self.model.load_state_dict(state["model"])
+        except (KeyError, RuntimeError) as err:
+            raise RunDirError(
+                f"{self.checkpoint} does not hold weights for the model in {config_path} ({err})"
+            ) from None
+        self.model.to(self.device).eval()
+        self.label_names: list[str] = list(state.get("label_names") or self.config.data.structure_names)
+        values = self.config.data.label_values or range(1, len(self.label_names) + 1)
+        self.label_values: list[int] = [int(v) for v in values]
+        self._pre = Compose(preprocessing(self.config, keys=("image",), load=False))
+
+    @property
+    def spatial_dims(self) -> int:
+        return self.config.spatial_dims
+
+    def check_views(self, views: list[str] | None) -> list[str] | None:
+        """Validate ``--views``: slicing axes for 2D models only."""
+        if not views:
+            return None
+        if self.spatial_dims != 2:
+            raise ConfigError(
+                f"--views {','.join(views)}: view aggregation applies to 2D models; {self.run_dir} holds a "
+                "3D model, which sees the whole neighbourhood already"
+            )
+        unknown = [v for v in views if v not in SLICE_AXIS_INDEX]
+        if unknown:
+            raise ConfigError(
+                f"--views: unknown view(s) {unknown}; expected some of {list(SLICE_AXIS_INDEX)}"
+            )
+        return views
+
+    def _preprocess(self, image: nib.Nifti1Image) -> MetaTensor:
+        data = np.asanyarray(image.dataobj, dtype=np.float32)
+        if data.ndim == 4 and data.shape[3] == 1:
+            data = data[..., 0]
+        if data.ndim != 3:
+            raise ScsegError(f"expected a 3D volume, got an image of shape {image.shape}")
+        tensor = MetaTensor(
+            torch.from_numpy(data)[None], affine=torch.as_tensor(image.affine, dtype=torch.float64)
+        )
+        return self._pre({"image": tensor})["image"]
+
+    def _invert(self, channel: torch.Tensor, reference: MetaTensor) -> np.ndarray:
+        """Map one (1, *spatial) channel on the preprocessed grid back to the input grid."""
+        item = MetaTensor(channel, meta=dict(reference.meta))  # meta carries the affine
+        item.applied_operations = copy.deepcopy(reference.applied_operations)
+        restored = self._pre.inverse({"image": item})["image"]
+        return restored[0].numpy() if isinstance(restored, torch.Tensor) else np.asarray(restored[0])
+
+    @torch.no_grad()
+    def predict(
+        self, image: nib.Nifti1Image, views: list[str] | None = None, probabilities: bool = False
+    ) -> Prediction:
+        """Segment one volume; the result lies on ``image``'s grid (same shape and affine).
+
+        Memory: the network's probabilities are held once on the preprocessed grid; they are mapped
+        back one class at a time, keeping a running maximum, so the input grid holds two float
+        volumes whatever the number of classes (plus K of them when ``probabilities`` is asked for).
+        """
+        pre = self._preprocess(image)
+        batch = pre.as_tensor()[None]
+        with torch.autocast("cuda", enabled=self.device.type == "cuda"):
+            probs = predict_probabilities(
+                self.model, batch, self.config, views=self.check_views(views), sw_device=self.device
+            )[0]
+        del batch
+        best = self._invert(probs[0:1], pre)
+        labels = np.zeros(best.shape, dtype=np.uint8 if max(self.label_values) < 256 else np.uint16)
+        stacked = [best.copy()] if probabilities else []
+        for k, value in enumerate(self.label_values, start=1):
+            p = self._invert(probs[k : k + 1], pre)
+            wins = p > best  # ties stay background (cropped-away voxels are 0 in every class)
+            labels[wins] = value
+            np.maximum(best, p, out=best)
+            if probabilities:
+                stacked.append(p)
+            del p, wins
+        del probs, best
+        affine = image.affine
+        out = Prediction(nib.Nifti1Image(labels, affine))
+        if probabilities:
+            out.probabilities = nib.Nifti1Image(np.stack(stacked, axis=-1), affine)
+        return out

@@ -1,0 +1,80 @@
+"""Writes that never leave a half-written file or folder behind (temp next to the target, then rename)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+import nibabel as nib
+
+
+def atomic_write_bytes(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Call ``write(fileobj)`` on a temp file next to ``path``, then rename it over ``path``.
+
+    A crash mid-write leaves the old file intact (rename is atomic on POSIX file systems).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    atomic_write_bytes(path, lambda f: f.write(text.encode()))
+
+
+def save_nifti_atomic(image: nib.Nifti1Image, path: Path) -> None:
+    """Write ``image`` to ``path`` via a temp file in the same folder, then rename (never half-written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # nibabel picks compression from the suffix, so the temp name keeps ".nii.gz"
+    tmp = path.with_name(f".{path.name}.partial.nii.gz")
+    try:
+        nib.save(image, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class AtomicDirectory:
+    """Fill a fresh temp folder next to ``target``; on success it replaces ``target`` as a whole.
+
+    An existing ``target`` stays untouched until every file of the new one is written; on an
+    error the temp folder is removed and ``target`` is left as it was.
+
+    Example:
+        >>> with AtomicDirectory(Path("out/case1")) as tmp:   # doctest: +SKIP
+        ...     (tmp / "volumes.csv").write_text("...")
+    """
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __enter__(self) -> Path:
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(
+            tempfile.mkdtemp(prefix=f".{self.target.name}.", suffix=".partial", dir=self.target.parent)
+        )
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return
+        old = None
+        if self.target.exists():
+            old = self.target.with_name(f".{self.target.name}.{os.getpid()}.old")
+            os.replace(self.target, old)
+        os.replace(self.tmp, self.target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)

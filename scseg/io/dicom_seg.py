@@ -1,0 +1,216 @@
+"""DICOM SEG output (highdicom): one segment per structure, referencing the source series' instances."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import highdicom as hd
+import nibabel as nib
+import numpy as np
+import pydicom
+from pydicom.sr.codedict import codes
+
+from scseg import __version__
+from scseg.errors import DataError
+from scseg.io.atomic import atomic_write_bytes
+from scseg.io.dicom_series import DicomSeries
+
+# Segment types are coded in a private scheme ("99" prefix = local, per DICOM PS3.16): scseg does
+# not know the SNOMED code of a user-named structure; the name goes into SegmentLabel and CodeMeaning.
+LOCAL_SCHEME = "99SCSEG"
+
+
+def _segment_descriptions(
+    names: Sequence[str], colors: Sequence[tuple[int, int, int]], algorithm: str
+) -> list[hd.seg.SegmentDescription]:
+    identification = hd.AlgorithmIdentificationSequence(
+        name=algorithm[:64], family=codes.cid7162.ArtificialIntelligence, version=__version__
+    )
+    return [
+        hd.seg.SegmentDescription(
+            segment_number=number,
+            segment_label=name[:64],
+            segmented_property_category=codes.SCT.AnatomicalStructure,
+            segmented_property_type=hd.sr.CodedConcept(f"S{number}", LOCAL_SCHEME, name[:64]),
+            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+            algorithm_identification=identification,
+            display_color=hd.color.CIELabColor.from_rgb(*color),
+        )
+        for number, (name, color) in enumerate(zip(names, colors, strict=True), start=1)
+    ]
+
+
+# Type 2 attributes (required, may be empty) that highdicom copies from the source into the SEG;
+# anonymised exports often delete them instead of emptying them
+_TYPE2_PATIENT_STUDY = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+    "StudyID",
+    "AccessionNumber",
+)
+
+
+def _repair_character_set(ds: pydicom.Dataset) -> None:
+    charset = ds.get("SpecificCharacterSet")
+    if charset is None or isinstance(charset, pydicom.multival.MultiValue):
+        return
+    if not charset or charset == "ISO 2022 IR 6":
+        del ds.SpecificCharacterSet  # empty / IR 6 mean the default repertoire; highdicom rejects ''
+    elif charset.startswith("ISO 2022 IR "):
+        # a code-extension term used alone (seen in vendor exports): its single-byte equivalent
+        ds.SpecificCharacterSet = "ISO_IR " + charset.removeprefix("ISO 2022 IR ")
+
+
+def _share_frame_geometry(ds: pydicom.Dataset, notes: set[str]) -> None:
+    """Enhanced multi-frame: highdicom reads pixel spacing and orientation from the shared functional
+    groups; some exports keep them per frame only. Identical on every frame: move them to shared."""
+    if "SharedFunctionalGroupsSequence" not in ds:
+        ds.SharedFunctionalGroupsSequence = [pydicom.Dataset()]
+    shared = ds.SharedFunctionalGroupsSequence[0]
+    frames = ds.PerFrameFunctionalGroupsSequence
+    for keyword in ("PixelMeasuresSequence", "PlaneOrientationSequence"):
+        if keyword in shared or keyword not in frames[0]:
+            continue
+        if all(keyword in f and f[keyword].value == frames[0][keyword].value for f in frames):
+            setattr(shared, keyword, frames[0][keyword].value)
+            notes.add(f"per-frame {keyword} (the same on every frame) used as the shared one")
+
+
+def seg_source_headers(series: DicomSeries) -> tuple[list[pydicom.Dataset], list[str]]:
+    """The series' headers, repaired in memory where anonymisation broke what a SEG must reference.
+
+    Returns:
+        The headers (no pixel data) and a note per repair (reported in ``summary.csv``).
+    """
+    sources = [pydicom.dcmread(f, stop_before_pixels=True, force=True) for f in series.files]
+    notes: set[str] = set()
+    # blank study / series UIDs (seen in anonymised exports): one UID per series, derived from its files
+    folder_uid = {
+        key: pydicom.uid.generate_uid(entropy_srcs=[key, *map(str, series.files)])
+        for key in ("StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID")
+    }
+    for ds in sources:
+        meta = getattr(ds, "file_meta", None)
+        for keyword, meta_keyword in (
+            ("SOPClassUID", "MediaStorageSOPClassUID"),
+            ("SOPInstanceUID", "MediaStorageSOPInstanceUID"),
+        ):
+            if not ds.get(keyword) and meta is not None and meta.get(meta_keyword):
+                setattr(ds, keyword, meta[meta_keyword].value)
+                notes.add(f"blank {keyword} taken from the file meta header")
+        for keyword, uid in folder_uid.items():
+            if not ds.get(keyword):
+                setattr(ds, keyword, uid)
+                notes.add(f"blank {keyword}: the SEG references a generated one")
+        for keyword in _TYPE2_PATIENT_STUDY:
+            if keyword not in ds:
+                setattr(ds, keyword, "")
+        _repair_character_set(ds)
+        if "PerFrameFunctionalGroupsSequence" in ds:
+            _share_frame_geometry(ds, notes)
+        elif "PerFrameFunctionalGroupsSequence" not in ds and not ds.get("SliceThickness"):
+            ds.SliceThickness = round(series.slice_spacing or 0.0, 6)  # SEG pixel measures need one
+            notes.add("missing SliceThickness: the slice spacing is used")
+    return sources, sorted(notes)
+
+
+def write_dicom_seg(
+    segments: np.ndarray,
+    affine: np.ndarray,
+    series: DicomSeries,
+    names: Sequence[str],
+    colors: Sequence[tuple[int, int, int]],
+    path: Path,
+    algorithm: str = "scseg",
+) -> list[str]:
+    """Write a BINARY DICOM SEG of a label map that lies on ``series``' own voxel grid.
+
+    Args:
+        segments: (X, Y, Z) segment numbers 1..len(names) (0 = background) on the series grid
+            as :func:`scseg.io.dicom_series.read_series` returns it (x = column, y = row).
+        affine: its RAS affine.
+        series: the source series (its instances are referenced frame by frame).
+        names: segment labels, segment number i -> ``names[i - 1]``.
+        colors: RGB display colour per segment.
+        path: output file; written to a temp file and renamed.
+        algorithm: the algorithm name recorded in every segment.
+
+    Returns:
+        Notes on source headers repaired in memory (see :func:`seg_source_headers`).
+    """
+    sources, notes = seg_source_headers(series)
+    if not all(ds.get("SOPInstanceUID") for ds in sources):
+        raise DataError(
+            f"series {series.name}: instances without SOPInstanceUID cannot be referenced by a SEG"
+        )
+    # highdicom matches the volume's slices (axis 0) to the source frames by their positions, which
+    # covers single-frame series and enhanced multi-frame files alike
+    volume = hd.Volume(
+        array=np.ascontiguousarray(segments.transpose(2, 1, 0)),
+        affine=affine[:, [2, 1, 0, 3]],
+        coordinate_system="PATIENT",
+        frame_of_reference_uid=getattr(sources[0], "FrameOfReferenceUID", None),
+        from_reference_convention="RAS",
+    )
+    first = sources[0]
+    try:
+        with warnings.catch_warnings():
+            # highdicom warns about source values it copies as they are (e.g. single-component names)
+            warnings.simplefilter("ignore", UserWarning)
+            seg = hd.seg.Segmentation(
+                source_images=sources,
+                pixel_array=volume,
+                segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+                segment_descriptions=_segment_descriptions(names, colors, algorithm),
+                series_instance_uid=hd.UID(),
+                series_number=int(getattr(first, "SeriesNumber", None) or 0) + 9000,
+                sop_instance_uid=hd.UID(),
+                instance_number=1,
+                manufacturer="scseg",
+                manufacturer_model_name=algorithm[:64],
+                software_versions=__version__,
+                device_serial_number="none",
+                series_description=f"scseg {algorithm}"[:64],
+            )
+    except (ValueError, TypeError, AttributeError) as err:
+        raise DataError(f"cannot build a DICOM SEG for series {series.name}: {err}") from None
+    atomic_write_bytes(path, lambda f: seg.save_as(f))
+    return notes
+
+
+def read_dicom_seg(path: str | Path, like: nib.Nifti1Image) -> np.ndarray:
+    """Decode a DICOM SEG onto the grid of ``like``: segment numbers per voxel (0 = none).
+
+    The SEG's voxel centres must coincide with ``like``'s up to axis order and direction (true
+    for the SEGs :func:`write_dicom_seg` writes on a series grid); voxels outside the frames the
+    SEG stores are 0.
+    """
+    volume = hd.seg.segread(path).get_volume(combine_segments=True)
+    seg_affine_ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ volume.affine
+    # index map like -> SEG: a signed axis permutation plus an integer offset when the grids coincide
+    mapping = np.linalg.solve(seg_affine_ras, like.affine)
+    linear, offset = np.rint(mapping[:3, :3]), np.rint(mapping[:3, 3])
+    if (
+        np.abs(mapping[:3, :3] - linear).max() > 1e-3
+        or np.abs(mapping[:3, 3] - offset).max() > 1e-2
+        or not np.array_equal(np.abs(linear).sum(axis=0), np.ones(3))
+    ):
+        raise DataError(f"{path}: the SEG's voxel grid does not coincide with the reference image grid")
+    seg_axis = np.abs(linear).argmax(axis=0)  # like axis a runs along SEG axis seg_axis[a]
+    array = volume.array.transpose(seg_axis)
+    out = np.zeros(like.shape[:3], dtype=np.uint16)
+    src, dst = [], []
+    for a, n in enumerate(like.shape[:3]):
+        index = linear[seg_axis[a], a] * np.arange(n) + offset[seg_axis[a]]
+        valid = (index >= 0) & (index < array.shape[a])
+        src.append(index[valid].astype(int))
+        dst.append(np.flatnonzero(valid))
+    out[np.ix_(*dst)] = array[np.ix_(*src)]
+    return out

@@ -1,0 +1,137 @@
+"""Per-case outputs a person reads: structure volumes (CSV) and a preview figure (PNG)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: previews are written from servers and CI
+import matplotlib.pyplot as plt
+import nibabel as nib
+import numpy as np
+from matplotlib.patches import Patch
+
+from scseg.io.atomic import atomic_write_bytes
+
+
+def structure_colors(n: int) -> list[tuple[int, int, int]]:
+    """Distinct RGB colours for ``n`` structures (tab10 / tab20, then evenly spaced hues)."""
+    if n <= 20:
+        table = plt.get_cmap("tab10" if n <= 10 else "tab20").colors
+        rgb = [table[i] for i in range(n)]
+    else:
+        hsv = plt.get_cmap("hsv")
+        rgb = [hsv(i / n)[:3] for i in range(n)]
+    return [(round(255 * r), round(255 * g), round(255 * b)) for r, g, b in rgb]
+
+
+@dataclass
+class StructureVolume:
+    structure: str
+    label_value: int
+    voxels: int
+    volume_ml: float
+
+
+def structure_volumes(
+    labels: nib.Nifti1Image, names: Sequence[str], values: Sequence[int]
+) -> list[StructureVolume]:
+    """Voxel count and volume in mL of every named structure (0 when absent)."""
+    data = np.asanyarray(labels.dataobj)
+    counts = np.bincount(data.ravel(), minlength=max(values) + 1)
+    voxel_ml = abs(float(np.linalg.det(labels.affine[:3, :3]))) / 1000.0
+    return [
+        StructureVolume(name, int(v), int(counts[v]), round(float(counts[v]) * voxel_ml, 4))
+        for name, v in zip(names, values, strict=True)
+    ]
+
+
+def write_volumes_csv(path: Path, volumes: Sequence[StructureVolume]) -> None:
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(["structure", "label_value", "voxels", "volume_ml"])
+    for v in volumes:
+        writer.writerow([v.structure, v.label_value, v.voxels, f"{v.volume_ml:.4f}"])
+    atomic_write_bytes(path, lambda f: f.write(text.getvalue().encode()))
+
+
+def _canonical(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """RAS-ordered view of ``array`` (flips and transposes only: no copy) and its voxel sizes."""
+    ornt = nib.orientations.io_orientation(affine)
+    view = nib.orientations.apply_orientation(array, ornt)
+    zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))[ornt[:, 0].astype(int)]
+    return view, zooms
+
+
+def _window(image: np.ndarray) -> tuple[float, float]:
+    sample = image[:: max(1, image.shape[0] // 64), :: max(1, image.shape[1] // 64)]
+    low, high = np.percentile(sample, [1, 99])
+    return float(low), float(high if high > low else low + 1)
+
+
+def save_preview(
+    image: nib.Nifti1Image,
+    labels: nib.Nifti1Image,
+    volumes: Sequence[StructureVolume],
+    path: Path,
+    title: str = "",
+) -> None:
+    """Three axial slices, one coronal and one sagittal through the segmented structures, with the
+    label overlay and a legend of the structures found (with their volumes); radiological
+    convention (patient right on the left of the image)."""
+    img, zooms = _canonical(np.asanyarray(image.dataobj), image.affine)
+    lab, _ = _canonical(np.asanyarray(labels.dataobj), labels.affine)
+    colors = structure_colors(len(volumes))
+    lut = np.zeros((max(v.label_value for v in volumes) + 1, 4))
+    for v, color in zip(volumes, colors, strict=True):
+        lut[v.label_value] = [*(c / 255 for c in color), 0.45]
+    found = np.argwhere(lab > 0) if lab.any() else None
+    center = (found.mean(axis=0) if found is not None else np.array(lab.shape) / 2).astype(int)
+    zs = (
+        np.percentile(found[:, 2], [25, 50, 75]).astype(int)
+        if found is not None
+        else (np.array([0.25, 0.5, 0.75]) * (lab.shape[2] - 1)).astype(int)
+    )
+    low, high = _window(np.asarray(img[:, :, center[2]], dtype=np.float32))
+    sx, sy, sz = zooms
+    panels = [(f"axial {z}", img[:, :, z], lab[:, :, z], sy / sx) for z in zs]
+    panels += [
+        (f"coronal {center[1]}", img[:, center[1], :], lab[:, center[1], :], sz / sx),
+        (f"sagittal {center[0]}", img[center[0], :, :], lab[center[0], :, :], sz / sy),
+    ]
+    fig, axes = plt.subplots(2, 3, figsize=(12, 8.5))
+    for ax, (name, im, lb, aspect) in zip(axes.flat, panels, strict=False):
+        im, lb = np.asarray(im, dtype=np.float32).T, np.asarray(lb).T
+        if not name.startswith("sagittal"):  # radiological: patient right on the image's left
+            im, lb = im[:, ::-1], lb[:, ::-1]
+            ax.text(0.02, 0.5, "R", color="yellow", transform=ax.transAxes, fontsize=12, va="center")
+        ax.imshow(
+            im, cmap="gray", vmin=low, vmax=high, origin="lower", aspect=aspect, interpolation="nearest"
+        )
+        ax.imshow(lut[lb], origin="lower", aspect=aspect, interpolation="nearest")
+        ax.set_title(name, fontsize=10)
+        ax.axis("off")
+    legend_ax = axes.flat[-1]
+    legend_ax.axis("off")
+    handles = [
+        Patch(color=np.array(c) / 255, label=f"{v.structure} ({v.volume_ml:.1f} mL)")
+        for v, c in zip(volumes, colors, strict=True)
+        if v.voxels > 0
+    ]
+    if handles:
+        legend_ax.legend(
+            handles=handles, loc="center", fontsize=9, ncol=1 + len(handles) // 16, frameon=False
+        )
+    else:
+        legend_ax.text(0.5, 0.5, "no structure found", ha="center", va="center")
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    atomic_write_bytes(path, lambda f: f.write(buffer.getvalue()))

@@ -154,5 +154,17 @@ class Predictor:
         affine = image.affine
         out = Prediction(nib.Nifti1Image(labels, affine))
         if probabilities:
-            out.probabilities = nib.Nifti1Image(np.stack(stacked, axis=-1), affine)
+            out.probabilities = nib.Nifti1Image(_renormalised(np.stack(stacked, axis=-1)), affine)
         return out
+
+
+def _renormalised(probs: np.ndarray) -> np.ndarray:
+    """Probabilities mapped back onto the input grid sum to 1 again: voxels the foreground crop cut
+    away come back as 0 in every class (they are background), and interpolation next to them
+    mixes in those zeros."""
+    total = probs.sum(axis=-1)
+    empty = total <= 1e-6
+    probs[empty, 0] = 1.0
+    total[empty] = 1.0
+    probs /= total[..., None]
+    return probs

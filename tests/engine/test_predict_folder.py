@@ -1,0 +1,220 @@
+"""``scseg predict`` on folder trees: DICOM and NIfTI mixed with junk, bad series, atomic outputs."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+
+from scseg.engine import predict_folder
+from scseg.engine.predict_folder import predict_path
+from scseg.engine.predictor import Predictor
+from scseg.errors import DataError
+from scseg.io.dicom_seg import read_dicom_seg
+from tests.engine.test_predictor import dice
+
+
+def clone_series(source: Path, target: Path, description: str, image_type: list[str] | None = None) -> None:
+    """Copy a DICOM series with new Series/SOP Instance UIDs (a distinct series of the same study)."""
+    target.mkdir(parents=True, exist_ok=True)
+    series_uid = pydicom.uid.generate_uid()
+    for i, path in enumerate(sorted(source.iterdir())):
+        ds = pydicom.dcmread(path)
+        ds.SeriesInstanceUID = series_uid
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+        ds.SeriesDescription = description
+        ds.SeriesNumber = 77 if image_type is None else 99
+        if image_type is not None:
+            ds.ImageType = image_type
+        ds.save_as(target / f"IMG{i:04d}")
+
+
+def read_summary(out: Path) -> list[dict[str, str]]:
+    with (out / "summary.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture
+def mixed_tree(phantom_root: Path, tmp_path: Path) -> Path:
+    """A PACS-like export: a DICOM series, a second series and a localizer in one folder, a series
+    with a truncated slice, a NIfTI file, and files that are not images."""
+    root = tmp_path / "export"
+    series = phantom_root / "dicom" / "phantom_000"
+    shutil.copytree(series, root / "PAT1" / "mixed")
+    clone_series(series, root / "PAT1" / "mixed", "second series")
+    localizer = root / "tmp_localizer"
+    clone_series(series, localizer, "scout", image_type=["ORIGINAL", "PRIMARY", "LOCALIZER"])
+    for i, f in enumerate(sorted(localizer.iterdir())):
+        if i == 0:
+            shutil.move(f, root / "PAT1" / "mixed" / "SCOUT0001")
+    shutil.rmtree(localizer)
+    broken = root / "PAT1" / "broken"
+    clone_series(series, broken, "truncated")
+    victim = sorted(broken.iterdir())[5]
+    victim.write_bytes(victim.read_bytes()[: int(victim.stat().st_size * 0.6)])
+    (root / "nifti").mkdir()
+    shutil.copy(phantom_root / "imagesTr" / "phantom_001.nii.gz", root / "nifti" / "phantom_001.nii.gz")
+    (root / "README.txt").write_text("exported by a PACS")
+    (root / "PAT1" / "DICOMDIR.bak").write_bytes(b"\x00" * 300)
+    return root
+
+
+def test_a_mixed_export_is_segmented_and_every_series_reported(
+    phantom_run_3d: Path, phantom_root: Path, mixed_tree: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    predictor = Predictor(phantom_run_3d, device="cpu")
+    records = predict_path(predictor, mixed_tree, out, progress=False)
+    rows = read_summary(out)
+    assert len(rows) == len(records) == 5
+    by_status = {s: [r for r in rows if r["status"] == s] for s in ("done", "skipped", "failed")}
+    assert sorted(r["series"] for r in by_status["done"]) == [
+        "1_scseg_phantom_000",
+        "77_second_series",
+        "phantom_001",
+    ]
+    assert len(by_status["skipped"]) == 1 and "localizer" in by_status["skipped"][0]["message"]
+    assert len(by_status["failed"]) == 1 and "broken" in by_status["failed"][0]["source"]
+
+    # the DICOM series: outputs on its own grid, SEG decodes to the label map, Dice against the phantom
+    case = Path(next(r["output"] for r in by_status["done"] if r["series"] == "1_scseg_phantom_000"))
+    assert case.relative_to(out).parts[0] == "phantom_000"  # <patient>/<study>/<series>
+    assert {p.name for p in case.iterdir()} == {"labels.nii.gz", "seg.dcm", "volumes.csv", "preview.png"}
+    labels = nib.load(case / "labels.nii.gz")
+    segments = read_dicom_seg(case / "seg.dcm", labels)
+    np.testing.assert_array_equal(segments, np.asanyarray(labels.dataobj))  # values 1..3 = segments 1..3
+    truth = nib.load(phantom_root / "labelsTr" / "phantom_000.nii.gz")
+    predicted = nib.as_closest_canonical(labels)
+    np.testing.assert_allclose(predicted.affine, nib.as_closest_canonical(truth).affine, atol=1e-3)
+    canonical_truth = np.asanyarray(nib.as_closest_canonical(truth).dataobj)
+    assert dice(np.asanyarray(predicted.dataobj), canonical_truth, 1) > 0.6
+    with (case / "volumes.csv").open() as f:
+        volumes = list(csv.DictReader(f))
+    assert [v["structure"] for v in volumes] == ["ventricle", "lesion", "rim"]
+    voxel_ml = abs(np.linalg.det(labels.affine[:3, :3])) / 1000
+    assert float(volumes[2]["volume_ml"]) == pytest.approx(
+        (np.asanyarray(labels.dataobj) == 3).sum() * voxel_ml, rel=1e-3
+    )
+
+    # the NIfTI file: OUT_DIR/<case>/ without seg.dcm
+    assert {p.name for p in (out / "phantom_001").iterdir()} == {
+        "labels.nii.gz",
+        "volumes.csv",
+        "preview.png",
+    }
+    assert not list(out.rglob("*.partial*")), "no temp files or folders left behind"
+
+
+def test_the_cli_exit_code_says_that_a_series_failed(
+    phantom_run_3d: Path, mixed_tree: Path, tmp_path: Path
+) -> None:
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scseg",
+            "predict",
+            "-m",
+            str(phantom_run_3d),
+            "-i",
+            str(mixed_tree),
+            "-o",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 5, run.stderr
+    assert "failed" in run.stdout and "Traceback" not in run.stderr
+    ok = subprocess.run(
+        [
+            sys.executable, "-m", "scseg", "predict", "-m", str(phantom_run_3d),
+            "-i", str(mixed_tree / "nifti" / "phantom_001.nii.gz"), "-o", str(tmp_path / "single"),
+        ],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert (tmp_path / "single" / "phantom_001" / "labels.nii.gz").is_file()
+
+
+@pytest.mark.parametrize(
+    ("setup", "code", "message"),
+    [
+        ("empty", 3, "no DICOM image series and no NIfTI file"),
+        ("text", 3, "no DICOM image series and no NIfTI file"),
+        ("missing", 3, "does not exist"),
+        ("views3d", 2, "applies to 2D models"),
+        ("norun", 4, "is not a run directory"),
+    ],
+)
+def test_bad_invocations_exit_with_a_clear_message(
+    phantom_run_3d: Path, tmp_path: Path, setup: str, code: int, message: str
+) -> None:
+    source, run_dir, extra = tmp_path / "in", phantom_run_3d, []
+    source.mkdir()
+    if setup == "text":
+        (source / "notes.txt").write_text("nothing to see")
+        (source / "sub").mkdir()
+    elif setup == "missing":
+        source = tmp_path / "nowhere"
+    elif setup == "views3d":
+        extra = ["--views", "axial,coronal"]
+    elif setup == "norun":
+        run_dir = tmp_path
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scseg",
+            "predict",
+            "-m",
+            str(run_dir),
+            "-i",
+            str(source),
+            "-o",
+            str(tmp_path / "o"),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert (
+        cli.returncode == code and message in " ".join(cli.stderr.split()) and "Traceback" not in cli.stderr
+    )
+
+
+def test_existing_outputs_are_replaced_whole_or_not_at_all(
+    phantom_run_3d: Path, phantom_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = phantom_root / "imagesTr" / "phantom_002.nii.gz"
+    out = tmp_path / "out"
+    predictor = Predictor(phantom_run_3d, device="cpu")
+    predict_path(predictor, source, out, progress=False)
+    before = {p.name: p.read_bytes() for p in (out / "phantom_002").iterdir()}
+
+    def broken_preview(*args, **kwargs) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(predict_folder, "save_preview", broken_preview)
+    records = predict_path(predictor, source, out, probabilities=True, progress=False)
+    assert records[0].status == "failed" and "disk full" in records[0].message
+    after = {p.name: p.read_bytes() for p in (out / "phantom_002").iterdir()}
+    assert after == before, "a failed re-run leaves the previous outputs as they were"
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
+
+    monkeypatch.undo()
+    predict_path(predictor, source, out, probabilities=True, progress=False)
+    assert (out / "phantom_002" / "probabilities.nii.gz").is_file()
+
+
+def test_find_inputs_raises_for_a_path_without_images(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no DICOM image series and no NIfTI file"):
+        predict_folder.find_inputs(tmp_path, tmp_path / "out")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import warnings
 
+import numpy as np
 from monai.transforms import (
     CastToTyped,
     Compose,
@@ -73,7 +74,8 @@ def preprocessing(config: Config, keys: tuple[str, ...] = KEYS, load: bool = Tru
         ts.append(CheckImageLabeld(config.num_classes))
     if pre.spacing:
         modes = ("bilinear", "nearest") if has_label else ("bilinear",)
-        ts.append(Spacingd(keys, pixdim=pre.spacing, mode=modes))
+        # float32 resampling: MONAI defaults to float64, which doubles the peak memory on a large CT
+        ts.append(Spacingd(keys, pixdim=pre.spacing, mode=modes, dtype=np.float32))
     intensity = pre.intensity
     if intensity.kind == "zscore":
         ts.append(NormalizeIntensityd("image", nonzero=intensity.nonzero, channel_wise=True))

@@ -1,14 +1,13 @@
 """A trained run directory, ready to segment volumes on their own voxel grid.
 
 The run's deterministic preprocessing (orientation, spacing, intensity, foreground crop) is replayed
-exactly as in training, the network runs on the preprocessed volume, and MONAI's invertible
-transforms map the probabilities back onto the input grid: the label map has the input's shape and
-affine.
+exactly as in training with MONAI's transforms, the network runs on the preprocessed volume, and the
+geometric part is inverted through the affine the ``MetaTensor`` tracked: the label map has the
+input's shape and affine.
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from scseg.config.schema import SLICE_AXIS_INDEX, Config
 from scseg.data.transforms import preprocessing
 from scseg.engine.checkpoint import load_checkpoint
 from scseg.engine.inference import predict_probabilities
+from scseg.engine.resample import probabilities_to_labels
 from scseg.engine.trainer import build_model, resolve_device
 from scseg.errors import ConfigError, RunDirError, ScsegError
 
@@ -115,22 +115,15 @@ class Predictor:
         )
         return self._pre({"image": tensor})["image"]
 
-    def _invert(self, channel: torch.Tensor, reference: MetaTensor) -> np.ndarray:
-        """Map one (1, *spatial) channel on the preprocessed grid back to the input grid."""
-        item = MetaTensor(channel, meta=dict(reference.meta))  # meta carries the affine
-        item.applied_operations = copy.deepcopy(reference.applied_operations)
-        restored = self._pre.inverse({"image": item})["image"]
-        return restored[0].numpy() if isinstance(restored, torch.Tensor) else np.asarray(restored[0])
-
     @torch.no_grad()
     def predict(
         self, image: nib.Nifti1Image, views: list[str] | None = None, probabilities: bool = False
     ) -> Prediction:
         """Segment one volume; the result lies on ``image``'s grid (same shape and affine).
 
-        Memory: the network's probabilities are held once on the preprocessed grid; they are mapped
-        back one class at a time, keeping a running maximum, so the input grid holds two float
-        volumes whatever the number of classes (plus K of them when ``probabilities`` is asked for).
+        Memory: the network's probabilities are held once, on the preprocessed grid; they are mapped
+        back onto the input grid in slabs (:mod:`scseg.engine.resample`), so the input grid holds
+        only the label map (plus K float volumes when ``probabilities`` is asked for).
         """
         pre = self._preprocess(image)
         batch = pre.as_tensor()[None]
@@ -139,32 +132,10 @@ class Predictor:
                 self.model, batch, self.config, views=self.check_views(views), sw_device=self.device
             )[0]
         del batch
-        best = self._invert(probs[0:1], pre)
-        labels = np.zeros(best.shape, dtype=np.uint8 if max(self.label_values) < 256 else np.uint16)
-        stacked = [best.copy()] if probabilities else []
-        for k, value in enumerate(self.label_values, start=1):
-            p = self._invert(probs[k : k + 1], pre)
-            wins = p > best  # ties stay background (cropped-away voxels are 0 in every class)
-            labels[wins] = value
-            np.maximum(best, p, out=best)
-            if probabilities:
-                stacked.append(p)
-            del p, wins
-        del probs, best
-        affine = image.affine
-        out = Prediction(nib.Nifti1Image(labels, affine))
-        if probabilities:
-            out.probabilities = nib.Nifti1Image(_renormalised(np.stack(stacked, axis=-1)), affine)
+        labels, probs_out = probabilities_to_labels(
+            probs, pre.affine.numpy(), image.affine, image.shape[:3], self.label_values, probabilities
+        )
+        out = Prediction(nib.Nifti1Image(labels, image.affine))
+        if probs_out is not None:
+            out.probabilities = nib.Nifti1Image(probs_out, image.affine)
         return out
-
-
-def _renormalised(probs: np.ndarray) -> np.ndarray:
-    """Probabilities mapped back onto the input grid sum to 1 again: voxels the foreground crop cut
-    away come back as 0 in every class (they are background), and interpolation next to them
-    mixes in those zeros."""
-    total = probs.sum(axis=-1)
-    empty = total <= 1e-6
-    probs[empty, 0] = 1.0
-    total[empty] = 1.0
-    probs /= total[..., None]
-    return probs

@@ -236,23 +236,40 @@ def find_series(root: str | Path) -> tuple[list[DicomSeries], list[SkippedSeries
     return series, skipped
 
 
+def _rescales_to_fractions(path: Path) -> bool:
+    ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+    values = [
+        float(ds.get(k) if ds.get(k) not in (None, "") else d)
+        for k, d in (("RescaleSlope", 1), ("RescaleIntercept", 0))
+    ]
+    return any(v != round(v) for v in values)
+
+
 def read_series(series: DicomSeries) -> nib.Nifti1Image:
     """Read a series into a NIfTI image with a RAS affine (values after RescaleSlope/Intercept)."""
     try:
         if len(series.files) == 1:
-            image = sitk.ReadImage(str(series.files[0]))
+            reader = sitk.ImageFileReader()
+            reader.SetFileName(str(series.files[0]))
         else:
             reader = sitk.ImageSeriesReader()
             reader.SetFileNames([str(f) for f in series.files])
-            image = reader.Execute()
+        if _rescales_to_fractions(series.files[0]):
+            # GDCM returns float64 for fractional slopes/intercepts: float32 holds 12-16-bit data
+            # exactly and halves the memory of a large CT
+            reader.SetOutputPixelType(sitk.sitkFloat32)
+        image = reader.Execute()
     except RuntimeError as err:
         raise DataError(f"cannot decode series {series.name} in {series.files[0].parent}: {err}") from None
-    array = sitk.GetArrayFromImage(image)  # (z, y, x)
+    array = sitk.GetArrayFromImage(image)  # (z, y, x), one copy
+    geometry = image.GetDirection(), image.GetSpacing(), image.GetOrigin()
+    del image  # from here on only the NumPy copy is held
     if array.ndim != 3:
         raise DataError(f"series {series.name}: expected a 3D scalar volume, got array shape {array.shape}")
-    direction = np.array(image.GetDirection()).reshape(3, 3)
+    direction = np.array(geometry[0]).reshape(3, 3)
     affine_lps = np.eye(4)
-    affine_lps[:3, :3] = direction * np.array(image.GetSpacing())
-    affine_lps[:3, 3] = image.GetOrigin()
+    affine_lps[:3, :3] = direction * np.array(geometry[1])
+    affine_lps[:3, 3] = geometry[2]
     affine_ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine_lps  # DICOM is LPS, NIfTI RAS
-    return nib.Nifti1Image(np.ascontiguousarray(array.transpose(2, 1, 0)), affine_ras)
+    # (x, y, z) as a Fortran-ordered view of the (z, y, x) array: nibabel stores F order, no copy
+    return nib.Nifti1Image(array.transpose(2, 1, 0), affine_ras)

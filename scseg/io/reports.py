@@ -43,7 +43,10 @@ def structure_volumes(
 ) -> list[StructureVolume]:
     """Voxel count and volume in mL of every named structure (0 when absent)."""
     data = np.asanyarray(labels.dataobj)
-    counts = np.bincount(data.ravel(), minlength=max(values) + 1)
+    counts = np.zeros(max(values) + 1, dtype=np.int64)
+    for k in range(0, data.shape[-1], 16):  # in slabs: bincount widens its input to int64
+        slab = np.bincount(data[..., k : k + 16].ravel(), minlength=len(counts))
+        counts += slab[: len(counts)]
     voxel_ml = abs(float(np.linalg.det(labels.affine[:3, :3]))) / 1000.0
     return [
         StructureVolume(name, int(v), int(counts[v]), round(float(counts[v]) * voxel_ml, 4))
@@ -68,6 +71,23 @@ def _canonical(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.nd
     return view, zooms
 
 
+def _slices_through(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The foreground's centre voxel and the axial slices at its 25/50/75 % quantiles (the volume's
+    middle without foreground); from per-axis counts, never a list of foreground voxels."""
+    foreground = lab > 0
+    profiles = [
+        foreground.sum(axis=tuple(a for a in range(3) if a != axis), dtype=np.int64) for axis in range(3)
+    ]
+    del foreground
+    total = profiles[2].sum()
+    if total == 0:
+        return np.array(lab.shape) // 2, (np.array([0.25, 0.5, 0.75]) * (lab.shape[2] - 1)).astype(int)
+    center = np.array([round(float((p * np.arange(len(p))).sum() / total)) for p in profiles])
+    cumulative = np.cumsum(profiles[2]) / total
+    zs = np.searchsorted(cumulative, [0.25, 0.5, 0.75]).clip(0, lab.shape[2] - 1)
+    return center, zs
+
+
 def _window(image: np.ndarray) -> tuple[float, float]:
     sample = image[:: max(1, image.shape[0] // 64), :: max(1, image.shape[1] // 64)]
     low, high = np.percentile(sample, [1, 99])
@@ -90,13 +110,7 @@ def save_preview(
     lut = np.zeros((max(v.label_value for v in volumes) + 1, 4))
     for v, color in zip(volumes, colors, strict=True):
         lut[v.label_value] = [*(c / 255 for c in color), 0.45]
-    found = np.argwhere(lab > 0) if lab.any() else None
-    center = (found.mean(axis=0) if found is not None else np.array(lab.shape) / 2).astype(int)
-    zs = (
-        np.percentile(found[:, 2], [25, 50, 75]).astype(int)
-        if found is not None
-        else (np.array([0.25, 0.5, 0.75]) * (lab.shape[2] - 1)).astype(int)
-    )
+    center, zs = _slices_through(lab)
     low, high = _window(np.asarray(img[:, :, center[2]], dtype=np.float32))
     sx, sy, sz = zooms
     panels = [(f"axial {z}", img[:, :, z], lab[:, :, z], sy / sx) for z in zs]

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pydicom
 import pytest
+import SimpleITK as sitk
+from pydicom.uid import JPEG2000Lossless, JPEGLosslessSV1, JPEGLSLossless, RLELossless
 
 from scseg.io.dicom_series import find_series, read_series
 
@@ -105,3 +109,43 @@ def test_tree_with_other_files_two_series_in_one_folder_and_a_truncated_copy(
 
 def test_empty_folder_has_no_series(tmp_path: Path) -> None:
     assert find_series(tmp_path) == ([], [])
+
+
+def _jpeg_lossless_pixels(path: Path) -> pydicom.Dataset:
+    """``path`` with its pixels re-encoded as JPEG Lossless (process 14, SV1) by SimpleITK/GDCM,
+    grafted into the original header (pydicom has no encoder for this syntax)."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    writer = sitk.ImageFileWriter()
+    writer.SetUseCompression(True)
+    writer.SetCompressor("JPEG")
+    with tempfile.TemporaryDirectory() as tmp:
+        writer.SetFileName(str(Path(tmp) / "x.dcm"))
+        writer.Execute(reader.Execute())
+        encoded = pydicom.dcmread(Path(tmp) / "x.dcm")
+    ds = pydicom.dcmread(path)
+    assert encoded.file_meta.TransferSyntaxUID == JPEGLosslessSV1
+    ds.file_meta.TransferSyntaxUID = JPEGLosslessSV1
+    ds.PixelData = encoded.PixelData
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
+    return ds
+
+
+@pytest.mark.parametrize("syntax", [RLELossless, JPEGLSLossless, JPEG2000Lossless, JPEGLosslessSV1])
+def test_compressed_transfer_syntaxes_read_like_uncompressed(
+    shared_data: Path, tmp_path: Path, syntax
+) -> None:
+    (series,), _ = find_series(shared_data / "dicom_mr_brain_tcia_btp/Study3/11_HCropVolume")
+    for path in series.files:
+        if syntax == JPEGLosslessSV1:
+            ds = _jpeg_lossless_pixels(path)
+        else:
+            ds = pydicom.dcmread(path)
+            ds.compress(syntax)
+        ds.save_as(tmp_path / path.name)
+    (compressed,), _ = find_series(tmp_path)
+    assert pydicom.dcmread(compressed.files[0]).file_meta.TransferSyntaxUID == syntax
+    original, decoded = read_series(series), read_series(compressed)
+    np.testing.assert_array_equal(decoded.get_fdata(), original.get_fdata())
+    np.testing.assert_allclose(decoded.affine, original.affine)

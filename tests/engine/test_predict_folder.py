@@ -36,6 +36,11 @@ def clone_series(source: Path, target: Path, description: str, image_type: list[
         ds.save_as(target / f"IMG{i:04d}")
 
 
+def predict_cli(run_dir: Path, source: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    command = ["predict", "-m", str(run_dir), "-i", str(source), "-o", str(out), *extra]
+    return subprocess.run([sys.executable, "-m", "scseg", *command], capture_output=True, text=True)
+
+
 def read_summary(out: Path) -> list[dict[str, str]]:
     with (out / "summary.csv").open() as f:
         return list(csv.DictReader(f))
@@ -115,32 +120,10 @@ def test_a_mixed_export_is_segmented_and_every_series_reported(
 def test_the_cli_exit_code_says_that_a_series_failed(
     phantom_run_3d: Path, mixed_tree: Path, tmp_path: Path
 ) -> None:
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "scseg",
-            "predict",
-            "-m",
-            str(phantom_run_3d),
-            "-i",
-            str(mixed_tree),
-            "-o",
-            str(tmp_path / "o"),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    run = predict_cli(phantom_run_3d, mixed_tree, tmp_path / "o")
     assert run.returncode == 5, run.stderr
     assert "failed" in run.stdout and "Traceback" not in run.stderr
-    ok = subprocess.run(
-        [
-            sys.executable, "-m", "scseg", "predict", "-m", str(phantom_run_3d),
-            "-i", str(mixed_tree / "nifti" / "phantom_001.nii.gz"), "-o", str(tmp_path / "single"),
-        ],
-        capture_output=True,
-        text=True,
-    )  # fmt: skip
+    ok = predict_cli(phantom_run_3d, mixed_tree / "nifti" / "phantom_001.nii.gz", tmp_path / "single")
     assert ok.returncode == 0, ok.stderr
     assert (tmp_path / "single" / "phantom_001" / "labels.nii.gz").is_file()
 
@@ -169,23 +152,7 @@ def test_bad_invocations_exit_with_a_clear_message(
         extra = ["--views", "axial,coronal"]
     elif setup == "norun":
         run_dir = tmp_path
-    cli = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "scseg",
-            "predict",
-            "-m",
-            str(run_dir),
-            "-i",
-            str(source),
-            "-o",
-            str(tmp_path / "o"),
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-    )
+    cli = predict_cli(run_dir, source, tmp_path / "o", *extra)
     assert (
         cli.returncode == code and message in " ".join(cli.stderr.split()) and "Traceback" not in cli.stderr
     )

@@ -207,6 +207,63 @@ def predict(
         raise typer.Exit(EXIT_SOME_FAILED)
 
 
+@app.command()
+def evaluate(
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Folder for per_case.csv, summary.json/.md, dice_boxplot.png."
+    ),
+    pred: Path = typer.Option(
+        None, "--pred", help="Predicted label maps: a folder (or `scseg predict` output)."
+    ),
+    ref: Path = typer.Option(None, "--ref", help="Reference label maps, matched to --pred by case name."),
+    labels: Path = typer.Option(
+        None, "--labels", help="names.yaml: label value -> name (default: the model's names, else label_<n>)."
+    ),
+    model: Path = typer.Option(
+        None, "--model", "-m", help="Run directory: predict --data's split, then score it."
+    ),
+    data: Path = typer.Option(None, "--data", help="With --model: the YAML config whose data to predict."),
+    split: str = typer.Option("val", help="With --model: val (the config's validation split) or all."),
+    device: str = typer.Option("auto", help="With --model: auto, cpu, cuda or cuda:N."),
+) -> None:
+    """Dice, HD95, ASSD (mm) and volume difference per case and structure (MONAI metrics).
+
+    Either --pred and --ref (label maps matched by case name), or --model and --data.
+    """
+    from scseg.evaluation.evaluate import evaluate_folders, evaluate_model
+
+    folders, model_mode = pred is not None or ref is not None, model is not None or data is not None
+    if (
+        folders == model_mode
+        or (folders and (pred is None or ref is None))
+        or (model_mode and (model is None or data is None))
+    ):
+        raise fail("give either --pred and --ref, or --model and --data")
+    if split not in ("val", "all"):
+        raise fail(f"--split {split!r}: expected val or all")
+    try:
+        if folders:
+            result = evaluate_folders(pred, ref, out, labels)
+        else:
+            result = evaluate_model(model, data, out, split=split, device=device)
+    except ScsegError as err:
+        raise fail(str(err), err.exit_code) from None
+    console.print(
+        _dice_table(
+            {
+                k: v["dice_mean"]
+                for k, v in result.summary["per_structure"].items()
+                if v["dice_mean"] is not None
+            }
+        )
+    )
+    if result.unpredicted:
+        console.print(
+            f"[yellow]{len(result.unpredicted)} reference case(s) had no prediction and were not scored"
+        )
+    console.print(f"report: {out / 'summary.md'}")
+
+
 def main() -> None:
     app()
 

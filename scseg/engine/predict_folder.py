@@ -165,7 +165,7 @@ def predict_path(
         try:
             _predict_one(predictor, job, views, probabilities)
             job.record.output = str(job.out_dir)
-        except Exception as err:
+        except Exception as err:  # one bad case must not stop the batch: it is recorded and skipped
             job.record.status = "failed"
             detail = str(err) if isinstance(err, DataError) else f"{type(err).__name__}: {err}"
             job.record.message = "; ".join(m for m in (job.record.message, detail) if m)

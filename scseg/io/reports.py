@@ -30,6 +30,18 @@ def structure_colors(n: int) -> list[tuple[int, int, int]]:
     return [(round(255 * r), round(255 * g), round(255 * b)) for r, g, b in rgb]
 
 
+def label_counts(data: np.ndarray, length: int) -> np.ndarray:
+    """Voxel count of each label value ``0..length-1`` (larger values are not counted).
+
+    In slabs: ``np.bincount`` widens its input to int64, 8 bytes per voxel of a whole CT otherwise.
+    """
+    counts = np.zeros(length, dtype=np.int64)
+    for k in range(0, data.shape[-1], 16):
+        slab = np.bincount(data[..., k : k + 16].ravel(), minlength=length)
+        counts += slab[:length]
+    return counts
+
+
 @dataclass
 class StructureVolume:
     structure: str
@@ -42,11 +54,7 @@ def structure_volumes(
     labels: nib.Nifti1Image, names: Sequence[str], values: Sequence[int]
 ) -> list[StructureVolume]:
     """Voxel count and volume in mL of every named structure (0 when absent)."""
-    data = np.asanyarray(labels.dataobj)
-    counts = np.zeros(max(values) + 1, dtype=np.int64)
-    for k in range(0, data.shape[-1], 16):  # in slabs: bincount widens its input to int64
-        slab = np.bincount(data[..., k : k + 16].ravel(), minlength=len(counts))
-        counts += slab[: len(counts)]
+    counts = label_counts(np.asanyarray(labels.dataobj), max(values) + 1)
     voxel_ml = abs(float(np.linalg.det(labels.affine[:3, :3]))) / 1000.0
     return [
         StructureVolume(name, int(v), int(counts[v]), round(float(counts[v]) * voxel_ml, 4))

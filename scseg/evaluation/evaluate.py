@@ -1,0 +1,101 @@
+"""``scseg evaluate``: score label maps against references, or predict a data split and score it."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from tqdm.auto import tqdm
+
+from scseg.config import load_config
+from scseg.data.cases import Case, discover_cases, split_cases
+from scseg.data.loaders import prepare_dataset
+from scseg.engine.predictor import Predictor
+from scseg.evaluation.matching import load_names, match_cases, names_from_predict_tree
+from scseg.evaluation.metrics import StructureScore, evaluate_case
+from scseg.evaluation.report import write_report
+from scseg.io.atomic import save_nifti_atomic
+from scseg.io.dicom_series import find_series, read_series
+from scseg.io.reports import label_counts
+
+
+@dataclass
+class EvaluationResult:
+    summary: dict
+    scores: list[StructureScore]
+    unpredicted: list[str]  # reference cases without a prediction (folder mode)
+
+
+def _default_names(pairs: list[tuple[str, Path, Path]]) -> dict[int, str]:
+    """The model's names stored by ``scseg predict`` (volumes.csv), else ``label_<n>`` for every value found."""
+    stored = names_from_predict_tree(pairs[0][1])
+    if stored:
+        return stored
+    values: set[int] = set()
+    for _, pred, ref in pairs:
+        for path in (pred, ref):
+            data = np.asanyarray(nib.load(path).dataobj)
+            values |= {
+                int(v) for v in np.flatnonzero(label_counts(data.astype(np.int64), int(data.max()) + 1))
+            }
+    return {v: f"label_{v}" for v in sorted(values - {0})}
+
+
+def evaluate_folders(
+    pred_dir: Path, ref_dir: Path, out_dir: Path, names_file: Path | None = None, progress: bool = True
+) -> EvaluationResult:
+    """Score every prediction under ``pred_dir`` against the reference of the same case name."""
+    pairs, unpredicted = match_cases(Path(pred_dir), Path(ref_dir))
+    names = load_names(names_file) if names_file else _default_names(pairs)
+    scores: list[StructureScore] = []
+    for case, pred, ref in tqdm(pairs, desc="evaluate", unit="case", disable=not progress, file=sys.stderr):
+        scores += evaluate_case(nib.load(pred), nib.load(ref), names, case)
+    summary = write_report(Path(out_dir), scores, title=f"Evaluation of {pred_dir}")
+    return EvaluationResult(summary, scores, unpredicted)
+
+
+def _read_image(case: Case) -> nib.Nifti1Image:
+    if case.image.is_dir():
+        (series, *_), _ = find_series(case.image)
+        return read_series(series)
+    return nib.load(case.image)
+
+
+def _reference(case: Case, values: list[int]) -> nib.Nifti1Image:
+    """The case's label map with every value the model does not segment set to 0 (as in training)."""
+    label = nib.load(case.label)
+    data = np.asanyarray(label.dataobj)
+    keep = np.isin(data, values)
+    return nib.Nifti1Image(np.where(keep, data, 0).astype(np.int32), label.affine)
+
+
+def evaluate_model(
+    run_dir: Path,
+    config_path: Path,
+    out_dir: Path,
+    split: str = "val",
+    device: str = "auto",
+    overrides: list[str] | None = None,
+    progress: bool = True,
+) -> EvaluationResult:
+    """Predict the ``split`` (``val`` or ``all``) of the data ``config_path`` describes and score it.
+
+    Predictions are kept in ``out_dir/predictions/<case>.nii.gz``.
+    """
+    config = load_config(config_path, overrides or [])
+    prepare_dataset(config)
+    cases = discover_cases(config.data)
+    if split == "val":
+        cases = split_cases(cases, config.data, config.train.seed)[1]
+    predictor = Predictor(run_dir, device=device)
+    names = dict(zip(predictor.label_values, predictor.label_names, strict=True))
+    scores: list[StructureScore] = []
+    for case in tqdm(cases, desc="predict + evaluate", unit="case", disable=not progress, file=sys.stderr):
+        prediction = predictor.predict(_read_image(case)).labels
+        save_nifti_atomic(prediction, Path(out_dir) / "predictions" / f"{case.name}.nii.gz")
+        scores += evaluate_case(prediction, _reference(case, predictor.label_values), names, case.name)
+    summary = write_report(Path(out_dir), scores, title=f"Evaluation of {run_dir} on {config_path} ({split})")
+    return EvaluationResult(summary, scores, [])

@@ -1,0 +1,84 @@
+"""Pair predicted and reference label maps by case name, and find the structure names."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import yaml
+
+from scseg.data.cases import case_name
+from scseg.errors import ConfigError, DataError
+from scseg.io.dicom_series import is_nifti
+
+PREDICT_LABELS = "labels.nii.gz"  # the file name `scseg predict` writes per case
+
+
+def collect_label_maps(folder: Path) -> dict[str, Path]:
+    """Case name -> label map under ``folder``.
+
+    A ``scseg predict`` output tree (``<case>/labels.nii.gz``, or ``<patient>/<study>/<series>/
+    labels.nii.gz`` for DICOM) is keyed by the case folder's path; any other folder by file name.
+    """
+    if folder.is_file():
+        return {case_name(folder): folder}
+    if not folder.is_dir():
+        raise DataError(f"{folder} does not exist")
+    outputs = sorted(folder.rglob(PREDICT_LABELS))
+    if outputs:
+        return {p.parent.relative_to(folder).as_posix(): p for p in outputs}
+    maps: dict[str, Path] = {}
+    for path in sorted(p for p in folder.rglob("*") if is_nifti(p)):
+        name = case_name(path)
+        if name in maps:
+            raise DataError(f"two label maps for case {name!r} under {folder}: {maps[name]} and {path}")
+        maps[name] = path
+    return maps
+
+
+def match_cases(pred_dir: Path, ref_dir: Path) -> tuple[list[tuple[str, Path, Path]], list[str]]:
+    """(case, prediction, reference) for every prediction, and the reference cases left unpredicted.
+
+    Raises:
+        DataError: no prediction found, or a prediction whose case has no reference.
+    """
+    preds, refs = collect_label_maps(pred_dir), collect_label_maps(ref_dir)
+    if not preds:
+        raise DataError(f"no label maps (.nii, .nii.gz) found under --pred {pred_dir}")
+    # a predict tree keys DICOM cases by patient/study/series; references are matched on the last part
+    by_name = {name.rsplit("/", 1)[-1]: name for name in preds}
+    unmatched = [name for name in by_name if name not in refs]
+    if unmatched:
+        raise DataError(
+            f"{len(unmatched)} prediction(s) have no reference of the same case name under --ref {ref_dir}: "
+            f"{unmatched[:8]}{' ...' if len(unmatched) > 8 else ''} (reference cases look like: {sorted(refs)[:3]})"
+        )
+    pairs = [(short, preds[full], refs[short]) for short, full in sorted(by_name.items())]
+    return pairs, sorted(set(refs) - set(by_name))
+
+
+def load_names(path: Path) -> dict[int, str]:
+    """``names.yaml``: ``1: anterior`` per line (label value -> structure name)."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: cannot read the names file ({err})") from None
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(f"{path}: expected a mapping of label value to name, e.g. '1: anterior'")
+    names = {}
+    for key, value in raw.items():
+        if not isinstance(key, int) or key < 1 or not isinstance(value, str) or not value:
+            raise ConfigError(
+                f"{path}: entry {key!r}: {value!r}: keys must be label values >= 1, values names"
+            )
+        names[key] = value
+    return names
+
+
+def names_from_predict_tree(labels: Path) -> dict[int, str] | None:
+    """The model's names, from the ``volumes.csv`` that ``scseg predict`` writes next to the labels."""
+    volumes = labels.parent / "volumes.csv"
+    if labels.name != PREDICT_LABELS or not volumes.is_file():
+        return None
+    with volumes.open() as f:
+        return {int(row["label_value"]): row["structure"] for row in csv.DictReader(f)}

@@ -1,0 +1,137 @@
+"""Per-case, per-structure metrics computed with MONAI on binary masks, in millimetres.
+
+Rules for absent structures (none of them is silently 1 or 0):
+- absent from both reference and prediction: every metric is left empty, note ``absent_in_both``,
+  and the case does not count in that structure's means;
+- absent from one side only: Dice is 0, the surface distances are undefined (empty), note
+  ``absent_in_reference`` (a false positive) or ``absent_in_prediction`` (a miss).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import nibabel as nib
+import numpy as np
+import torch
+from monai.metrics import compute_average_surface_distance, compute_dice, compute_hausdorff_distance
+
+from scseg.errors import DataError
+from scseg.io.reports import label_counts
+
+METRICS = ("dice", "hd95", "assd", "volume_ref_ml", "volume_pred_ml", "volume_diff_ml", "volume_diff_percent")
+ABSENT_IN_BOTH, ABSENT_IN_REFERENCE, ABSENT_IN_PREDICTION = (
+    "absent_in_both",
+    "absent_in_reference",
+    "absent_in_prediction",
+)
+
+
+@dataclass
+class StructureScore:
+    """One case x structure: the metrics (NaN where undefined) and a note on absence."""
+
+    case: str
+    structure: str
+    label_value: int
+    dice: float = math.nan
+    hd95: float = math.nan
+    assd: float = math.nan
+    volume_ref_ml: float = 0.0
+    volume_pred_ml: float = 0.0
+    volume_diff_ml: float = 0.0
+    volume_diff_percent: float = math.nan
+    note: str = ""
+
+
+def voxel_spacing(affine: np.ndarray) -> tuple[float, float, float]:
+    """Voxel size in mm along each array axis (oblique affines included)."""
+    return tuple(float(v) for v in np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0)))
+
+
+def check_same_grid(pred: nib.Nifti1Image, ref: nib.Nifti1Image, case: str, atol: float = 1e-3) -> None:
+    """Raise a DataError unless prediction and reference share shape and affine."""
+    if pred.shape[:3] != ref.shape[:3]:
+        raise DataError(
+            f"case {case}: prediction shape {pred.shape[:3]} differs from the reference's {ref.shape[:3]}; "
+            "predictions must lie on the reference's voxel grid (scseg predict writes them so)"
+        )
+    if not np.allclose(pred.affine, ref.affine, atol=atol):
+        raise DataError(
+            f"case {case}: prediction and reference affines differ (max difference "
+            f"{np.abs(pred.affine - ref.affine).max():.4g} mm); the label maps are not on the same grid"
+        )
+
+
+def _label_array(image: nib.Nifti1Image, case: str, side: str) -> np.ndarray:
+    data = np.asanyarray(image.dataobj)
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise DataError(f"case {case}: the {side} label map has shape {data.shape}; expected a 3D volume")
+    if not np.issubdtype(data.dtype, np.integer):
+        rounded = np.rint(data)
+        if not np.array_equal(rounded, data) or rounded.min() < 0:
+            raise DataError(f"case {case}: the {side} label map holds non-integer or negative values")
+        data = rounded
+    return data.astype(np.int64 if data.max(initial=0) > 65535 else np.uint16, copy=False)
+
+
+def _surface_metrics(
+    pred: torch.Tensor, ref: torch.Tensor, spacing: tuple[float, ...]
+) -> tuple[float, float]:
+    with warnings.catch_warnings():  # MONAI warns for empty masks; absent structures are handled above
+        warnings.simplefilter("ignore")
+        hd95 = compute_hausdorff_distance(
+            pred, ref, include_background=True, percentile=95, spacing=list(spacing)
+        )
+        assd = compute_average_surface_distance(
+            pred, ref, include_background=True, symmetric=True, spacing=list(spacing)
+        )
+    return float(hd95), float(assd)
+
+
+def evaluate_case(
+    pred: nib.Nifti1Image, ref: nib.Nifti1Image, names: Mapping[int, str], case: str
+) -> list[StructureScore]:
+    """Metrics of every named structure of one case.
+
+    Raises:
+        DataError: different grids, or label values (other than 0) that ``names`` does not name.
+    """
+    check_same_grid(pred, ref, case)
+    p, r = _label_array(pred, case, "prediction"), _label_array(ref, case, "reference")
+    top = int(max(p.max(initial=0), r.max(initial=0), max(names)))
+    counts = {"prediction": label_counts(p, top + 1), "reference": label_counts(r, top + 1)}
+    for side, count in counts.items():
+        unknown = [v for v in np.flatnonzero(count) if v != 0 and v not in names]
+        if unknown:
+            raise DataError(
+                f"case {case}: the {side} holds label value(s) {unknown[:10]} that the structure names do not "
+                f"name (named: {sorted(names)}); give a names file that covers them (--labels names.yaml)"
+            )
+    spacing = voxel_spacing(ref.affine)
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    scores = []
+    for value, name in sorted(names.items()):
+        n_pred, n_ref = int(counts["prediction"][value]), int(counts["reference"][value])
+        score = StructureScore(case, name, value)
+        score.volume_pred_ml, score.volume_ref_ml = n_pred * voxel_ml, n_ref * voxel_ml
+        score.volume_diff_ml = score.volume_pred_ml - score.volume_ref_ml
+        if n_ref:
+            score.volume_diff_percent = 100.0 * score.volume_diff_ml / score.volume_ref_ml
+        if n_pred == 0 and n_ref == 0:
+            score.note = ABSENT_IN_BOTH
+        elif n_pred == 0 or n_ref == 0:
+            score.dice = 0.0
+            score.note = ABSENT_IN_PREDICTION if n_pred == 0 else ABSENT_IN_REFERENCE
+        else:
+            pm = torch.from_numpy(p == value)[None, None]
+            rm = torch.from_numpy(r == value)[None, None]
+            score.dice = float(compute_dice(pm.float(), rm.float(), include_background=True))
+            score.hd95, score.assd = _surface_metrics(pm, rm, spacing)
+        scores.append(score)
+    return scores

@@ -264,6 +264,37 @@ def evaluate(
     console.print(f"report: {out / 'summary.md'}")
 
 
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+@app.command()
+def ablate(
+    config: Path = typer.Argument(..., help="YAML training config (3D if --dims has 3; 2D cells slice it)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the cells, results.md and results.json."),
+    archs: str = typer.Option("unet,sdnet,densenet", help="Architectures, comma-separated."),
+    se: str = typer.Option("none,cse,sse,scse", help="SE kinds, comma-separated."),
+    dims: str = typer.Option("3", help="2, 3 or 2,3."),
+    time_limit_minutes: float = typer.Option(..., "--time-limit-minutes", help="Training budget per cell."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config value for every cell (repeatable)."),
+) -> None:
+    """Train and evaluate every architecture x SE kind with one seed, split and budget; resumable."""
+    from scseg.evaluation.ablation import ablate as run_ablation
+
+    try:
+        dim_values = [int(d) for d in _csv(dims)]
+    except ValueError:
+        raise fail(f"--dims {dims!r}: expected 2, 3 or 2,3") from None
+    if not dim_values or set(dim_values) - {2, 3}:
+        raise fail(f"--dims {dims!r}: expected 2, 3 or 2,3")
+    try:
+        run_ablation(config, _csv(archs), _csv(se), dim_values, time_limit_minutes, out, device, set_)
+    except ScsegError as err:
+        raise fail(str(err), err.exit_code) from None
+    console.print((out / "results.md").read_text(), markup=False, highlight=False)
+
+
 def main() -> None:
     app()
 

@@ -92,6 +92,11 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
         >>> cfg = load_config("configs/hippocampus_3d.yaml", ["train.max_epochs=2"])  # doctest: +SKIP
     """
     path = Path(path)
+    return config_from_dict(read_raw_config(path, overrides), str(path), path.parent)
+
+
+def read_raw_config(path: Path, overrides: Iterable[str] = ()) -> dict:
+    """The YAML mapping of a config file with ``--set`` overrides applied, not yet validated."""
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
@@ -100,7 +105,7 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
         raise ConfigError(f"{path}: cannot read YAML: {err}") from None
     if isinstance(raw, dict):
         apply_overrides(raw, overrides)
-    return config_from_dict(raw, str(path), path.parent)
+    return raw
 
 
 def dump_config(config: Config) -> str:

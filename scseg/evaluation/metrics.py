@@ -107,7 +107,7 @@ def evaluate_case(
     top = int(max(p.max(initial=0), r.max(initial=0), max(names)))
     counts = {"prediction": label_counts(p, top + 1), "reference": label_counts(r, top + 1)}
     for side, count in counts.items():
-        unknown = [v for v in np.flatnonzero(count) if v != 0 and v not in names]
+        unknown = [int(v) for v in np.flatnonzero(count) if v != 0 and v not in names]
         if unknown:
             raise DataError(
                 f"case {case}: the {side} holds label value(s) {unknown[:10]} that the structure names do not "

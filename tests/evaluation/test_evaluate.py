@@ -1,0 +1,148 @@
+"""``scseg evaluate`` on folders and on a model; the report files; ``scseg ablate`` on a tiny grid."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import yaml
+
+from scseg.errors import DataError
+from scseg.evaluation.ablation import Cell, ablate, cell_config
+from scseg.evaluation.evaluate import evaluate_folders, evaluate_model
+from scseg.evaluation.metrics import StructureScore
+from scseg.evaluation.report import summarise, summary_markdown
+from tests.conftest import TINY
+
+
+def _save(data: np.ndarray, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(data.astype(np.uint8), np.eye(4)), path)
+
+
+@pytest.fixture
+def label_folders(tmp_path: Path) -> tuple[Path, Path]:
+    ref = np.zeros((12, 12, 12), np.uint8)
+    ref[2:6, 2:6, 2:6] = 1
+    ref[7:10, 7:10, 7:10] = 2
+    for case, shift in (("a", 0), ("b", 1)):
+        _save(ref, tmp_path / "ref" / f"{case}.nii.gz")
+        _save(np.roll(ref, shift, axis=0), tmp_path / "pred" / f"{case}.nii.gz")
+    _save(ref, tmp_path / "ref" / "unpredicted.nii.gz")
+    return tmp_path / "pred", tmp_path / "ref"
+
+
+def test_folder_evaluation_writes_every_report(label_folders: tuple[Path, Path], tmp_path: Path) -> None:
+    pred, ref = label_folders
+    names = tmp_path / "names.yaml"
+    names.write_text("1: anterior\n2: posterior\n")
+    result = evaluate_folders(pred, ref, tmp_path / "out", names, progress=False)
+    assert result.unpredicted == ["unpredicted"]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert set(summary["per_structure"]) == {"anterior", "posterior"}
+    anterior = summary["per_structure"]["anterior"]
+    # case a is perfect, case b overlaps 3/4 of a 4-voxel-wide box: Dice 0.75
+    assert anterior["dice_mean"] == pytest.approx((1.0 + 0.75) / 2)
+    assert anterior["dice_std"] == pytest.approx(0.125)
+    assert summary["mean_dice"] == pytest.approx(
+        np.mean([v["dice_mean"] for v in summary["per_structure"].values()])
+    )
+    with (tmp_path / "out" / "per_case.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert {r["metric"] for r in rows} >= {"dice", "hd95", "assd", "volume_diff_ml"}
+    assert len(rows) == 2 * 2 * 7  # cases x structures x metrics
+    assert "| anterior | 0.875 ± 0.125 |" in (tmp_path / "out" / "summary.md").read_text()
+    assert (tmp_path / "out" / "dice_boxplot.png").stat().st_size > 5_000
+
+
+def test_default_names_and_errors(label_folders: tuple[Path, Path], tmp_path: Path) -> None:
+    pred, ref = label_folders
+    result = evaluate_folders(pred, ref, tmp_path / "out", progress=False)
+    assert set(result.summary["per_structure"]) == {"label_1", "label_2"}
+    (tmp_path / "names.yaml").write_text("1: anterior\n")
+    with pytest.raises(DataError, match=r"label value\(s\) \[2\]"):
+        evaluate_folders(pred, ref, tmp_path / "o2", tmp_path / "names.yaml", progress=False)
+    _save(np.zeros((12, 12, 12)), pred / "stray.nii.gz")
+    with pytest.raises(DataError, match="no reference of the same case name.*stray"):
+        evaluate_folders(pred, ref, tmp_path / "o3", progress=False)
+    (pred / "stray.nii.gz").unlink()
+    _save(np.zeros((12, 12, 11)), pred / "a.nii.gz")
+    with pytest.raises(DataError, match="case a: prediction shape"):
+        evaluate_folders(pred, ref, tmp_path / "o4", progress=False)
+
+
+def test_the_cli_reports_bad_usage(tmp_path: Path) -> None:
+    cli = subprocess.run(
+        [sys.executable, "-m", "scseg", "evaluate", "--pred", str(tmp_path), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+    )
+    assert cli.returncode == 2 and "give either --pred and --ref, or --model and --data" in cli.stderr
+
+
+def test_summary_table_counts_absent_structures() -> None:
+    scores = [
+        StructureScore("a", "s", 1, dice=0.8, hd95=1.0, assd=0.5),
+        StructureScore("b", "s", 1, dice=0.0, note="absent_in_prediction"),
+        StructureScore("c", "s", 1, note="absent_in_both"),
+    ]
+    summary = summarise(scores)
+    entry = summary["per_structure"]["s"]
+    assert entry["dice_mean"] == pytest.approx(0.4) and entry["hd95_mean"] == 1.0
+    assert (entry["absent_in_both"], entry["missed"], entry["false_positive"]) == (1, 1, 0)
+    assert "| s | 0.400 ± 0.400 | 1.00 ± 0.00 |" in summary_markdown(summary, 3)
+
+
+def test_model_evaluation_predicts_the_validation_split(
+    phantom_run_3d: Path, phantom_root: Path, tmp_path: Path
+) -> None:
+    config = phantom_run_3d / "config.yaml"
+    result = evaluate_model(phantom_run_3d, config, tmp_path / "out", split="val", progress=False)
+    cases = {s.case for s in result.scores}
+    assert len(cases) == 2 and all(
+        (tmp_path / "out" / "predictions" / f"{c}.nii.gz").is_file() for c in cases
+    )
+    assert result.summary["per_structure"]["rim"]["dice_mean"] > 0.6
+
+
+def test_ablation_over_a_tiny_grid_is_tabulated_and_resumable(phantom_root: Path, tmp_path: Path) -> None:
+    raw = copy.deepcopy(TINY)
+    raw["data"]["root"] = str(phantom_root)
+    raw["train"]["max_epochs"] = 1
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "ablation"
+    rows = ablate(config, ["unet", "sdnet"], ["none", "scse"], [3, 2], 0.5, out, device="cpu")
+    assert [r["cell"] for r in rows] == [
+        "3d_unet_none", "3d_unet_scse", "3d_sdnet_none", "3d_sdnet_scse",
+        "2d_unet_none", "2d_unet_scse", "2d_sdnet_none", "2d_sdnet_scse",
+    ]  # fmt: skip
+    by_cell = {r["cell"]: r for r in rows}
+    assert by_cell["3d_unet_none"]["se_overhead_percent"] == 0
+    assert 0 < by_cell["3d_unet_scse"]["se_overhead_percent"] < 10
+    assert set(by_cell["2d_sdnet_scse"]["per_structure_dice"]) == {"ventricle", "lesion", "rim"}
+    table = (out / "results.md").read_text()
+    assert "## 3D: mean Dice ± sd over validation cases" in table and "| sdnet |" in table
+    assert json.loads((out / "results.json").read_text()) == rows
+    stamp = (out / "3d_unet_none" / "evaluation" / "summary.json").stat().st_mtime_ns
+    again = ablate(config, ["unet", "sdnet"], ["none", "scse"], [3, 2], 0.5, out, device="cpu")
+    assert again == rows  # finished cells are read back, not retrained
+    assert (out / "3d_unet_none" / "evaluation" / "summary.json").stat().st_mtime_ns == stamp
+
+
+def test_cell_configs_switch_architecture_and_dimensionality() -> None:
+    raw = {
+        "model": {"name": "unet", "base_features": 8, "se": "cse"},
+        "mode": {"type": "3d", "patch_size": [32, 48, 32]},
+    }
+    two_d = cell_config(raw, Cell(2, "densenet", "scse"), 5)
+    assert two_d["model"] == {"name": "densenet", "se": "scse"}
+    assert two_d["mode"]["type"] == "2d" and two_d["mode"]["patch_size"] == [32, 32]  # coronal: the 48 goes
+    assert two_d["train"]["time_limit_minutes"] == 5 and raw["model"]["se"] == "cse"  # the input is untouched

@@ -49,7 +49,9 @@ def make_series(folder: Path, shape: tuple[int, int, int], spacing: tuple[float,
         return
     affine = np.diag([*spacing, 1.0])
     affine[:3, 3] = -np.array(shape) * np.array(spacing) / 2
-    write_dicom_series(synthetic_ct(shape, spacing), affine, folder, series_description="bench ct", modality="CT")
+    write_dicom_series(
+        synthetic_ct(shape, spacing), affine, folder, series_description="bench ct", modality="CT"
+    )
 
 
 def make_run(run_dir: Path, config_path: Path, overrides: list[str]) -> None:
@@ -88,7 +90,18 @@ def main() -> None:
     run_dir = args.workdir / "run"
     make_run(run_dir, args.config, args.overrides)
     out = args.workdir / "out"
-    command = [sys.executable, "-m", "scseg", "predict", "-m", str(run_dir), "-i", str(series), "-o", str(out)]
+    command = [
+        sys.executable,
+        "-m",
+        "scseg",
+        "predict",
+        "-m",
+        str(run_dir),
+        "-i",
+        str(series),
+        "-o",
+        str(out),
+    ]
     start = time.perf_counter()
     done = subprocess.run([*command, "--device", args.device], capture_output=True, text=True)
     seconds = time.perf_counter() - start

@@ -9,6 +9,7 @@ and skipped when the command is run again, an interrupted one resumes its traini
 from __future__ import annotations
 
 import copy
+import csv
 import json
 import math
 from dataclasses import dataclass
@@ -71,16 +72,22 @@ def _parameters(raw: dict, base: Path) -> int:
     return sum(p.numel() for p in build_model(config_from_dict(copy.deepcopy(raw), base=base)).parameters())
 
 
-def _case_mean_dice(per_case_csv: Path) -> list[float]:
+def _case_mean_dice(per_case_csv: Path) -> dict[str, float]:
     """Per case: the mean Dice over its structures (where defined)."""
-    import csv
-
     per_case: dict[str, list[float]] = {}
     with per_case_csv.open() as f:
         for row in csv.DictReader(f):
             if row["metric"] == "dice" and row["value"]:
                 per_case.setdefault(row["case"], []).append(float(row["value"]))
-    return [float(np.mean(v)) for v in per_case.values()]
+    return {case: float(np.mean(v)) for case, v in per_case.items()}
+
+
+def _epochs_trained(run_dir: Path) -> int | None:
+    """The last checkpoint's epoch: how far the budget got this cell."""
+    from scseg.engine.checkpoint import load_checkpoint
+
+    last = run_dir / "checkpoints" / "last.pt"
+    return int(load_checkpoint(last)["epoch"]) if last.is_file() else None
 
 
 def run_cell(
@@ -105,16 +112,43 @@ def run_cell(
     params, params_none = _parameters(config, base), _parameters(none, base)
     return {
         "cell": cell.name,
+        "epochs": _epochs_trained(folder / "run"),
         "dims": cell.dims,
         "arch": cell.arch,
         "se": cell.se,
         "mean_dice": summary["mean_dice"],
-        "case_dice_std": float(np.std(case_means)) if case_means else math.nan,
+        "case_dice_std": float(np.std(list(case_means.values()))) if case_means else math.nan,
         "cases": len(case_means),
+        "case_dice": case_means,
         "per_structure_dice": {k: v["dice_mean"] for k, v in summary["per_structure"].items()},
         "parameters": params,
         "se_overhead_percent": 100.0 * (params / params_none - 1.0),
     }
+
+
+def _paired_table(dims: int, archs: list[str], kinds: list[str], cell: dict) -> list[str]:
+    """Per-case Dice difference to the same architecture without SE: mean ± 2 standard errors.
+
+    Paired over the same validation cases, so it resolves differences that the spread across
+    cases (the sd above) hides; an interval that excludes 0 is a difference beyond case sampling
+    noise (one seed: training noise is not in it).
+    """
+    lines = ["", f"## {dims}D: Dice change vs none, paired over cases (mean ± 2 SE)", ""]
+    lines += ["| architecture | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
+    for arch in archs:
+        base = cell.get((arch, "none"))
+        values = []
+        for kind in kinds:
+            r = cell.get((arch, kind))
+            if base is None or r is None:
+                values.append("-")
+                continue
+            shared = sorted(set(base["case_dice"]) & set(r["case_dice"]))
+            diff = np.array([r["case_dice"][c] - base["case_dice"][c] for c in shared])
+            se = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else math.nan
+            values.append(f"{diff.mean():+.3f} ± {2 * se:.3f}")
+        lines.append(f"| {arch} | " + " | ".join(values) + " |")
+    return lines
 
 
 def results_markdown(rows: list[dict], header: str) -> str:
@@ -133,14 +167,18 @@ def results_markdown(rows: list[dict], header: str) -> str:
                 r = cell.get((arch, kind))
                 values.append("-" if r is None else f"{r['mean_dice']:.3f} ± {r['case_dice_std']:.3f}")
             lines.append(f"| {arch} | " + " | ".join(values) + " |")
-        lines += ["", f"## {dims}D: parameters (SE overhead vs none)", ""]
+        if "none" in kinds and len(kinds) > 1:
+            lines += _paired_table(dims, archs, [k for k in kinds if k != "none"], cell)
+        lines += ["", f"## {dims}D: parameters (SE overhead vs none), epochs trained in the budget", ""]
         lines += ["| architecture | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
         for arch in archs:
             values = []
             for kind in kinds:
                 r = cell.get((arch, kind))
                 values.append(
-                    "-" if r is None else f"{r['parameters'] / 1e6:.3f} M ({r['se_overhead_percent']:+.2f} %)"
+                    "-"
+                    if r is None
+                    else f"{r['parameters'] / 1e6:.3f} M ({r['se_overhead_percent']:+.2f} %), {r['epochs']} ep."
                 )
             lines.append(f"| {arch} | " + " | ".join(values) + " |")
         structures = list(dict.fromkeys(s for r in part for s in r["per_structure_dice"]))

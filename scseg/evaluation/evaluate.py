@@ -38,9 +38,9 @@ def _default_names(pairs: list[tuple[str, Path, Path]]) -> dict[int, str]:
     for _, pred, ref in pairs:
         for path in (pred, ref):
             data = np.asanyarray(nib.load(path).dataobj)
-            values |= {
-                int(v) for v in np.flatnonzero(label_counts(data.astype(np.int64), int(data.max()) + 1))
-            }
+            if not np.issubdtype(data.dtype, np.integer):  # float-stored label maps
+                data = np.rint(data).astype(np.int64)
+            values |= {int(v) for v in np.flatnonzero(label_counts(data, int(data.max()) + 1))}
     return {v: f"label_{v}" for v in sorted(values - {0})}
 
 

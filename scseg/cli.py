@@ -295,6 +295,37 @@ def ablate(
     console.print((out / "results.md").read_text(), markup=False, highlight=False)
 
 
+@app.command("export-bundle")
+def export_bundle(
+    run_dir: Path = typer.Argument(..., help="Run directory written by `scseg train`."),
+    out_dir: Path = typer.Argument(..., help="Bundle folder to write (replaced as a whole if it exists)."),
+    torchscript: bool = typer.Option(False, "--torchscript", help="Also write models/model.ts (traced)."),
+) -> None:
+    """Write a MONAI bundle: configs/{metadata,inference}.json, models/model.pt, docs/README.md."""
+    from scseg.bundle import export_bundle as export
+
+    try:
+        export(run_dir, out_dir, torchscript=torchscript)
+    except ScsegError as err:
+        raise fail(str(err), err.exit_code) from None
+    console.print(f"bundle: {out_dir}")
+    console.print(
+        f"run it: python -m monai.bundle run --config_file {out_dir}/configs/inference.json "
+        f"--bundle_root {out_dir} --dataset_dir IMAGES_DIR --output_dir OUT_DIR",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _add_subcommands() -> None:
+    from scseg.label.cli import label_app
+
+    app.add_typer(label_app, name="label")
+
+
+_add_subcommands()
+
+
 def main() -> None:
     app()
 

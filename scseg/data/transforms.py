@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import logging
 import warnings
+from typing import Any
 
-import numpy as np
 from monai.transforms import (
     CastToTyped,
     Compose,
@@ -51,8 +51,17 @@ warnings.filterwarnings("ignore", message=".*nvImageCodec.*")
 logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
 
 
-def preprocessing(config: Config, keys: tuple[str, ...] = KEYS, load: bool = True) -> list[MapTransform]:
-    """Deterministic transforms: what training caches and prediction must replay (and invert).
+TransformSpec = tuple[type[MapTransform], dict[str, Any]]
+
+
+def preprocessing_spec(
+    config: Config, keys: tuple[str, ...] = KEYS, load: bool = True
+) -> list[TransformSpec]:
+    """The deterministic transforms as ``(class, keyword arguments)`` pairs.
+
+    One description serves both :func:`preprocessing` (which instantiates it) and the MONAI bundle
+    export (which writes it as ``{"_target_": ..., **kwargs}``), so an exported bundle replays
+    exactly what training cached and ``scseg predict`` replays. Arguments are plain JSON values.
 
     Args:
         config: the run's config.
@@ -61,31 +70,44 @@ def preprocessing(config: Config, keys: tuple[str, ...] = KEYS, load: bool = Tru
             ``MetaTensor`` volumes that carry their affine (prediction reads DICOM itself).
     """
     pre = config.preprocessing
+    keys_ = list(keys)
     has_label = "label" in keys
-    ts: list = []
+    ts: list[TransformSpec] = []
     if load:
         # NIfTI via nibabel, a DICOM series folder via pydicom
-        ts += [LoadImaged(keys, image_only=True), EnsureChannelFirstd(keys)]
+        ts += [(LoadImaged, {"keys": keys_, "image_only": True}), (EnsureChannelFirstd, {"keys": keys_})]
     if pre.orientation:
-        ts.append(Orientationd(keys, axcodes=pre.orientation, labels=RAS_LABELS))
+        labels = [list(pair) for pair in RAS_LABELS]
+        ts.append((Orientationd, {"keys": keys_, "axcodes": pre.orientation, "labels": labels}))
     if has_label and config.data.label_values:
-        ts.append(RemapLabelsd(config.data.label_values))
+        ts.append((RemapLabelsd, {"source_values": list(config.data.label_values)}))
     if has_label:  # after reorientation: a label stored with flipped axes is still on the same grid
-        ts.append(CheckImageLabeld(config.num_classes))
+        ts.append((CheckImageLabeld, {"num_classes": config.num_classes}))
     if pre.spacing:
-        modes = ("bilinear", "nearest") if has_label else ("bilinear",)
+        modes = ["bilinear", "nearest"] if has_label else ["bilinear"]
         # float32 resampling: MONAI defaults to float64, which doubles the peak memory on a large CT
-        ts.append(Spacingd(keys, pixdim=pre.spacing, mode=modes, dtype=np.float32))
+        ts.append((Spacingd, {"keys": keys_, "pixdim": list(pre.spacing), "mode": modes, "dtype": "float32"}))
     intensity = pre.intensity
     if intensity.kind == "zscore":
-        ts.append(NormalizeIntensityd("image", nonzero=intensity.nonzero, channel_wise=True))
+        ts.append(
+            (NormalizeIntensityd, {"keys": "image", "nonzero": intensity.nonzero, "channel_wise": True})
+        )
     elif intensity.kind == "ct_window":
         low, high = intensity.window
-        ts.append(ScaleIntensityRanged("image", a_min=low, a_max=high, b_min=0.0, b_max=1.0, clip=True))
+        window = {"a_min": low, "a_max": high, "b_min": 0.0, "b_max": 1.0, "clip": True}
+        ts.append((ScaleIntensityRanged, {"keys": "image", **window}))
     if pre.crop_foreground:
-        ts.append(CropForegroundd(keys, source_key="image", allow_smaller=True))
-    ts.append(CastToTyped(keys, dtype=("float32", "uint8")[: len(keys)]))
+        ts.append((CropForegroundd, {"keys": keys_, "source_key": "image", "allow_smaller": True}))
+    ts.append((CastToTyped, {"keys": keys_, "dtype": ["float32", "uint8"][: len(keys)]}))
     return ts
+
+
+def preprocessing(config: Config, keys: tuple[str, ...] = KEYS, load: bool = True) -> list[MapTransform]:
+    """Deterministic transforms: what training caches and prediction must replay (and invert).
+
+    Arguments as in :func:`preprocessing_spec`.
+    """
+    return [cls(**kwargs) for cls, kwargs in preprocessing_spec(config, keys, load)]
 
 
 def _sampling(config: Config) -> list[MapTransform]:

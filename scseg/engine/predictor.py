@@ -48,11 +48,44 @@ def find_checkpoint(run_dir: Path) -> Path:
     )
 
 
+# where `scseg export-bundle` keeps the run's config inside a MONAI bundle
+BUNDLE_CONFIG = Path("configs") / "scseg_config.yaml"
+BUNDLE_WEIGHTS = Path("models") / "model.pt"
+
+
+def is_bundle(path: Path) -> bool:
+    """A MONAI bundle folder (``configs/metadata.json``)."""
+    return (path / "configs" / "metadata.json").is_file()
+
+
+def _load_source(path: Path) -> tuple[Path, Path, dict]:
+    """(config file, weights file, {"model": state dict, "label_names": ...}) of a run dir or bundle."""
+    if is_bundle(path):
+        config_path, weights = path / BUNDLE_CONFIG, path / BUNDLE_WEIGHTS
+        if not config_path.is_file():
+            raise RunDirError(
+                f"{path} is a MONAI bundle but not one exported by scseg: {BUNDLE_CONFIG} is missing "
+                "(export run directories with `scseg export-bundle RUN_DIR OUT_DIR`)"
+            )
+        if not weights.is_file():
+            raise RunDirError(f"bundle {path} has no {BUNDLE_WEIGHTS}")
+        return config_path, weights, {"model": load_checkpoint(weights)}
+    config_path = path / "config.yaml"
+    if not config_path.is_file():
+        raise RunDirError(
+            f"{path} is neither a run directory ({config_path} does not exist) nor a MONAI bundle "
+            "(configs/metadata.json)"
+        )
+    weights = find_checkpoint(path)
+    return config_path, weights, load_checkpoint(weights)
+
+
 class Predictor:
     """Segment volumes with the model of a run directory.
 
     Args:
-        run_dir: a directory written by ``scseg train`` (``config.yaml`` + ``checkpoints/``).
+        run_dir: a directory written by ``scseg train`` (``config.yaml`` + ``checkpoints/``), or a
+            bundle written by ``scseg export-bundle``.
         device: ``auto`` (CUDA if available), ``cpu``, ``cuda`` or ``cuda:N``.
 
     Example:
@@ -64,12 +97,8 @@ class Predictor:
 
     def __init__(self, run_dir: str | Path, device: str = "auto") -> None:
         self.run_dir = Path(run_dir)
-        config_path = self.run_dir / "config.yaml"
-        if not config_path.is_file():
-            raise RunDirError(f"{self.run_dir} is not a run directory: {config_path} does not exist")
+        config_path, self.checkpoint, state = _load_source(self.run_dir)
         self.config: Config = load_config(config_path)
-        self.checkpoint = find_checkpoint(self.run_dir)
-        state = load_checkpoint(self.checkpoint)
         self.device = resolve_device(device)
         self.model = build_model(self.config)
         try:

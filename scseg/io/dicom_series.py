@@ -161,8 +161,14 @@ def _unique_instances(
     return list(best.values()), dropped
 
 
-def find_series(root: str | Path) -> tuple[list[DicomSeries], list[SkippedSeries]]:
+def find_series(
+    root: str | Path, exclude: list[Path] | None = None
+) -> tuple[list[DicomSeries], list[SkippedSeries]]:
     """All readable image series under ``root`` (any depth, any file names; non-DICOM ignored).
+
+    Args:
+        root: a folder tree or one file.
+        exclude: folders under ``root`` not to look into.
 
     Returns:
         The series (files sorted along the slice normal) and the skipped ones with their reason
@@ -173,6 +179,8 @@ def find_series(root: str | Path) -> tuple[list[DicomSeries], list[SkippedSeries
         raise DataError(f"{root} does not exist")
     groups: dict[str, list[tuple[Path, pydicom.Dataset]]] = defaultdict(list)
     paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    if exclude:
+        paths = [p for p in paths if not any(p.is_relative_to(e) for e in exclude)]
     for path in paths:
         if is_nifti(path):
             continue  # never DICOM; reading a large one with force=True would only waste time

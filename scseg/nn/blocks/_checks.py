@@ -27,6 +27,8 @@ def check_reduction(block: str, channels: int, reduction: int) -> int:
 
 def check_input(block: str, x: torch.Tensor, spatial_dims: int, channels: int) -> None:
     """Raise ValueError when ``x`` is not a batch of ``channels``-channel images of ``spatial_dims`` dims."""
+    if torch.jit.is_tracing():  # a traced graph would bake these Python checks in as constants
+        return
     if x.dim() != spatial_dims + 2:
         raise ValueError(
             f"{block}(spatial_dims={spatial_dims}) expects a {spatial_dims + 2}D input shaped "

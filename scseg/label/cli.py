@@ -1,0 +1,61 @@
+"""``scseg label ...``: MONAI Label commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from scseg.errors import ScsegError
+
+label_app = typer.Typer(help="MONAI Label: serve scseg models to 3D Slicer / OHIF.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+@label_app.command()
+def serve(
+    model: list[str] = typer.Option(
+        ...,
+        "--model",
+        "-m",
+        help="[NAME=]PATH of a run directory or an scseg bundle (repeatable; NAME defaults to the folder name).",
+    ),
+    studies: Path = typer.Option(
+        ..., "--studies", "-s", help="Folder of NIfTI files and/or DICOM series (any depth)."
+    ),
+    host: str = typer.Option("127.0.0.1", help="Address to bind (0.0.0.0 exposes it to the network)."),
+    port: int = typer.Option(8000, help="Port."),
+    device: str = typer.Option("auto", help="auto (CUDA if available), cpu, cuda or cuda:N."),
+    app_dir: Path = typer.Option(
+        None,
+        "--app-dir",
+        help="Folder for the server's app, logs and caches (default: ~/.cache/scseg/monailabel-app).",
+    ),
+) -> None:
+    """Start the MONAI Label server with one infer model per --model (stop it with Ctrl-C or SIGTERM)."""
+    from scseg.cli import fail
+    from scseg.label.compat import missing_label_extra
+    from scseg.label.server import check_models, default_app_dir, parse_models, run_server
+    from scseg.label.studies import prepare_studies
+
+    hint = missing_label_extra()
+    if hint:
+        raise fail(hint, 2)
+    try:
+        specs = parse_models(model)
+        check_models(specs)
+        found = prepare_studies(studies)
+    except ScsegError as err:
+        raise fail(str(err), err.exit_code) from None
+    table = Table(title=f"scseg label serve on http://{host}:{port}")
+    table.add_column("model")
+    table.add_column("path", overflow="fold")
+    for spec in specs:
+        table.add_row(spec.name, str(spec.path))
+    console.print(table)
+    console.print(f"studies: {len(found.images)} image(s) served from {found.datastore}")
+    for problem in found.problems:
+        console.print(f"[yellow]not served:[/] {problem}", highlight=False, soft_wrap=True)
+    run_server(specs, found.datastore, app_dir or default_app_dir(), host, port, device)

@@ -1,0 +1,101 @@
+"""Start the real monailabel server with the scseg app (``scseg label serve``).
+
+The server runs in this process (uvicorn), so the PID a caller sees is the server's: stop it with
+SIGTERM. monailabel writes ``model/ lib/ logs/ bin/`` into its app folder, so the app folder is a
+per-user cache folder (never the installed package).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from scseg.engine.predictor import Predictor, is_bundle
+from scseg.errors import ConfigError, RunDirError
+from scseg.io.atomic import write_text_atomic
+
+APP_MAIN = '''"""Written by `scseg label serve`: the MONAI Label app is scseg's (scseg.label.app)."""
+from scseg.label.app import ScsegLabelApp
+
+
+class App(ScsegLabelApp):
+    pass
+'''
+
+
+@dataclass
+class ModelSpec:
+    name: str
+    path: Path
+
+
+def default_app_dir() -> Path:
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "scseg" / "monailabel-app"
+
+
+def parse_models(values: list[str]) -> list[ModelSpec]:
+    """``--model [NAME=]PATH`` values: run directories or scseg bundles, with unique names.
+
+    Raises:
+        ConfigError: no model, a duplicate name, or a path that is neither a run dir nor a bundle.
+    """
+    if not values:
+        raise ConfigError("give at least one --model RUN_DIR_OR_BUNDLE")
+    specs: list[ModelSpec] = []
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or "/" in name or os.sep in name:
+            name, path = "", value
+        folder = Path(path).expanduser().resolve()
+        if not (folder / "config.yaml").is_file() and not is_bundle(folder):
+            raise RunDirError(
+                f"--model {value}: {folder} is neither a run directory (config.yaml + checkpoints/) "
+                "nor a bundle written by `scseg export-bundle`"
+            )
+        name = name or re.sub(r"[^A-Za-z0-9_.-]+", "_", folder.name)
+        if any(s.name == name for s in specs):
+            raise ConfigError(f"--model: two models are named {name!r}; name them with NAME=PATH")
+        specs.append(ModelSpec(name, folder))
+    return specs
+
+
+def check_models(specs: list[ModelSpec]) -> None:
+    """Load each model once before the server starts, so a bad one fails here with its path."""
+    for spec in specs:
+        Predictor(spec.path, device="cpu")
+
+
+def write_app(app_dir: Path) -> Path:
+    app_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(app_dir / "main.py", APP_MAIN)
+    return app_dir
+
+
+def run_server(
+    specs: list[ModelSpec], datastore: Path, app_dir: Path, host: str, port: int, device: str
+) -> None:
+    """Run monailabel's own ``start_server`` in this process (returns when the server stops)."""
+    from scseg.label.compat import prepare_import
+
+    prepare_import()  # before monailabel's first import
+    from monailabel.main import Main
+
+    from scseg.label.app import DEVICE_CONF, MODELS_CONF
+
+    models = json.dumps([{"name": s.name, "path": str(s.path)} for s in specs])
+    sys.argv = [
+        "monailabel",
+        "start_server",
+        "--app", str(write_app(app_dir)),
+        "--studies", str(datastore),
+        "--host", host,
+        "--port", str(port),
+        "--conf", MODELS_CONF, models,
+        "--conf", DEVICE_CONF, device,
+    ]  # fmt: skip
+    Main().run()

@@ -213,7 +213,6 @@ def metadata(config: Config, predictor: Predictor, state_epoch: int | None, dice
             "nibabel": nibabel.__version__,
             "pytorch-ignite": _version_of("ignite"),
         },
-        "optional_packages_version": {},
         "name": f"scseg {config.data.root.name} {dims}D {m.name} {m.se}",
         "task": f"Segmentation of {', '.join(names)}",
         "description": (
@@ -281,9 +280,9 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path, torchscript: bool = 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     if is_bundle(run_dir):
         raise RunDirError(f"{run_dir} is a MONAI bundle already; export-bundle takes a run directory")
+    predictor = Predictor(run_dir, device="cpu")
     if out_dir.resolve().is_relative_to(run_dir.resolve()):
         raise RunDirError(f"the bundle folder {out_dir} must not lie inside the run directory {run_dir}")
-    predictor = Predictor(run_dir, device="cpu")
     config = predictor.config
     state = torch.load(predictor.checkpoint, map_location="cpu", weights_only=True)
     model = predictor.model

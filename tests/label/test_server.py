@@ -1,0 +1,169 @@
+"""The real monailabel server with the scseg app: started on 127.0.0.1, called over HTTP, stopped by PID."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import nibabel as nib
+import numpy as np
+import pytest
+from requests_toolbelt.multipart.decoder import MultipartDecoder
+
+from scseg.bundle import export_bundle
+from scseg.io.dicom_series_writer import write_dicom_series
+from scseg.label.studies import DATASTORE_DIR
+from tests.conftest import HIPPOCAMPUS_VAL
+from tests.engine.test_predictor import dice
+
+pytestmark = [pytest.mark.slow, pytest.mark.data]
+pytest.importorskip("monailabel", reason="the label extra is not installed (scripts/setup.sh installs it)")
+
+NIFTI_CASES = HIPPOCAMPUS_VAL[:2]
+DICOM_CASE = HIPPOCAMPUS_VAL[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, process: subprocess.Popen, url: str, log: Path) -> None:
+        self.process, self.url, self.log = process, url, log
+
+    def post_infer(self, model: str, image: str, **params: str) -> httpx.Response:
+        return httpx.post(f"{self.url}/infer/{model}", params={"image": image, **params}, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def studies(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two held-out hippocampus cases as NIfTI and one as a DICOM series (a PACS-like folder)."""
+    root = tmp_path_factory.mktemp("studies")
+    images = shared_data / "msd_hippocampus_mri/imagesTr"
+    for case in NIFTI_CASES:
+        shutil.copyfile(images / f"{case}.nii.gz", root / f"{case}.nii.gz")
+    image = nib.load(images / f"{DICOM_CASE}.nii.gz")
+    write_dicom_series(
+        np.asanyarray(image.dataobj), image.affine, root / "export" / "series1", patient_id="HIPPO006"
+    )
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(
+    hippocampus_run: Path, phantom_run_2d: Path, studies: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    bundle = export_bundle(hippocampus_run, tmp_path_factory.mktemp("bundle") / "hippo_bundle")
+    port = _free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    command = [sys.executable, "-m", "scseg", "label", "serve",
+               "--model", f"hippo={hippocampus_run}", "--model", str(bundle),
+               "--model", f"phantom2d={phantom_run_2d}",
+               "--studies", str(studies), "--port", str(port), "--device", "cpu",
+               "--app-dir", str(tmp_path_factory.mktemp("app"))]  # fmt: skip
+    with log.open("w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 180
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"the server exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            if httpx.get(f"{url}/info/", timeout=5).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if time.time() > deadline:
+            process.kill()
+            pytest.fail(f"no answer from {url}/info/ within 180 s:\n{log.read_text()[-4000:]}")
+        time.sleep(0.5)
+    yield Server(process, url, log)
+    # stop it by its PID, as an operator would
+    os.kill(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail("the server did not stop within 30 s of SIGTERM")
+
+
+def test_info_lists_every_model_with_its_labels(server: Server) -> None:
+    info = httpx.get(f"{server.url}/info/").json()
+    models = info["models"]
+    assert set(models) == {"hippo", "hippo_bundle", "phantom2d"}
+    assert models["hippo"]["labels"] == {"anterior": 1, "posterior": 2}
+    assert models["hippo_bundle"]["labels"] == {"anterior": 1, "posterior": 2}
+    assert models["phantom2d"]["labels"] == {"ventricle": 1, "lesion": 2, "rim": 3}
+    assert models["phantom2d"]["config"]["network_dims"] == 2
+    assert models["hippo"]["type"] == "segmentation"
+
+
+def _labels_of(response: httpx.Response, tmp_path: Path) -> tuple[nib.Nifti1Image, dict]:
+    """Decode monailabel's multipart answer: JSON params + the label NIfTI."""
+    assert response.status_code == 200, response.text[:2000]
+    parts = MultipartDecoder(response.content, response.headers["content-type"]).parts
+    params, image = None, None
+    for part in parts:
+        disposition = part.headers[b"Content-Disposition"].decode()
+        if 'name="params"' in disposition:
+            params = json.loads(part.content)
+        elif 'name="image"' in disposition:
+            path = tmp_path / "label.nii.gz"
+            path.write_bytes(part.content)
+            image = nib.load(path)
+    assert params is not None and image is not None, [p.headers for p in parts]
+    return image, params
+
+
+def test_infer_hippocampus_case_returns_labels_on_the_image_grid(
+    server: Server, shared_data: Path, tmp_path: Path
+) -> None:
+    case = NIFTI_CASES[0]
+    labels, params = _labels_of(server.post_infer("hippo", case), tmp_path)
+    image = nib.load(shared_data / f"msd_hippocampus_mri/imagesTr/{case}.nii.gz")
+    truth = np.asanyarray(nib.load(shared_data / f"msd_hippocampus_mri/labelsTr/{case}.nii.gz").dataobj)
+    assert labels.shape == image.shape
+    np.testing.assert_allclose(labels.affine, image.affine, atol=1e-5)
+    predicted = np.asanyarray(labels.dataobj)
+    assert dice(predicted, truth, 1) > 0.6 and dice(predicted, truth, 2) > 0.6
+    assert params["label_names"] == {"anterior": 1, "posterior": 2}
+
+
+def test_infer_on_a_dicom_series_study_with_the_bundle(
+    server: Server, studies: Path, shared_data: Path, tmp_path: Path
+) -> None:
+    served = json.loads((studies / DATASTORE_DIR / "scseg-sources.json").read_text())
+    (image_id,) = [k for k, v in served.items() if v.endswith("series1")]
+    labels, _ = _labels_of(server.post_infer("hippo_bundle", image_id), tmp_path)
+    reference = nib.load(shared_data / f"msd_hippocampus_mri/labelsTr/{DICOM_CASE}.nii.gz")
+    assert labels.shape == reference.shape
+    np.testing.assert_allclose(labels.affine, reference.affine, atol=1e-4)  # DICOM geometry kept
+    predicted, truth = np.asanyarray(labels.dataobj), np.asanyarray(reference.dataobj)
+    assert dice(predicted, truth, 1) > 0.6 and dice(predicted, truth, 2) > 0.6
+
+
+def test_a_2d_model_segments_whole_volumes(server: Server, shared_data: Path, tmp_path: Path) -> None:
+    case = NIFTI_CASES[1]
+    labels, params = _labels_of(server.post_infer("phantom2d", case), tmp_path)
+    assert labels.shape == nib.load(shared_data / f"msd_hippocampus_mri/imagesTr/{case}.nii.gz").shape
+    assert params["label_names"] == {"ventricle": 1, "lesion": 2, "rim": 3}
+
+
+def test_malformed_requests_get_4xx_and_the_server_stays_up(server: Server) -> None:
+    unknown_model = server.post_infer("no_such_model", NIFTI_CASES[0])
+    assert unknown_model.status_code == 404 and "hippo" in unknown_model.json()["detail"]
+    unknown_image = server.post_infer("hippo", "no_such_image")
+    assert unknown_image.status_code == 404 and "no_such_image" in unknown_image.json()["detail"]
+    assert server.process.poll() is None
+    assert httpx.get(f"{server.url}/info/").status_code == 200

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 VENV="${SCSEG_VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
-EXTRAS="${SCSEG_EXTRAS:-dev,dicom}"
+EXTRAS="${SCSEG_EXTRAS:-dev,dicom,label}"
 
 if [ ! -x "$VENV/bin/python" ]; then
   echo "[setup] creating virtual environment $VENV with $($PYTHON --version)"
@@ -31,4 +31,12 @@ CONSTRAINTS="$VENV/constraints.txt"
 echo "torch==$TORCH_VERSION" > "$CONSTRAINTS"
 echo "[setup] keeping torch $TORCH_VERSION; installing scseg[$EXTRAS]"
 PIP_CONSTRAINT="$CONSTRAINTS" quiet_pip install -e ".[$EXTRAS]"
+if [[ ",$EXTRAS," == *",label,"* ]]; then
+  # MONAI Label 0.8.5 without its declared requirements: scseg[label] installed the ones the server
+  # needs. Its full list would replace our torch with a CUDA torchvision build, pin numpy<2 and
+  # build sam2 from source (README, "MONAI Label"). pydicom-seg is imported by monailabel on
+  # start-up; scseg.label.compat makes it work with pydicom 3.
+  echo "[setup] installing monailabel==0.8.5 (--no-deps, see README)"
+  PIP_CONSTRAINT="$CONSTRAINTS" quiet_pip install --no-deps "monailabel==0.8.5" "pydicom-seg==0.4.1"
+fi
 echo "[setup] done: $("$VENV/bin/scseg" --version)"

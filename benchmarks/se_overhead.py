@@ -1,8 +1,10 @@
-"""SE overhead on the 3D U-Net: training-step time and peak RSS of each SE kind relative to se=none.
+"""SE overhead per architecture, 2D and 3D: parameters, training-step time and peak RSS of each SE
+kind relative to se=none.
 
 Run by hand (results go to docs/benchmarks.md):
 
-    .venv/bin/python benchmarks/se_overhead.py --repeats 5
+    .venv/bin/python benchmarks/se_overhead.py --repeats 5                       # 3D U-Net (the target)
+    .venv/bin/python benchmarks/se_overhead.py --archs unet,sdnet,densenet --dims 2,3 --repeats 3
 
 Each variant runs in its own subprocess so that peak RSS (ru_maxrss) belongs to that variant alone;
 variants are interleaved over rounds so machine drift hits all of them alike. ``scse-plain`` swaps
@@ -22,7 +24,9 @@ import time
 VARIANTS = ("none", "cse", "sse", "scse", "scse-plain", "pe")
 
 
-def run_variant(variant: str, size: int, steps: int, threads: int) -> dict[str, float]:
+def run_variant(
+    variant: str, size: int, steps: int, threads: int, arch: str = "unet", dims: int = 3
+) -> dict[str, float]:
     import torch
 
     import scseg.nn.blocks.channel_spatial_se as scse_module
@@ -35,10 +39,13 @@ def run_variant(variant: str, size: int, steps: int, threads: int) -> dict[str, 
         scse_module.fused_gate_combination = combine_gates  # the naive formulation, for comparison
         kind = "scse"
     torch.manual_seed(0)
-    model = create_model("unet", 3, 1, 3, se=kind, features=(16, 32, 64, 128, 256), norm="instance")
+    # the 3D U-Net at the widths of the anchors; the others at their defaults
+    widths = {"features": (16, 32, 64, 128, 256)} if arch == "unet" else {}
+    model = create_model(arch, dims, 1, 3, se=kind, norm="instance", **widths)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
-    x = torch.randn(2, 1, size, size, size)
-    y = torch.randint(0, 3, (2, size, size, size))
+    batch = 2 if dims == 3 else 8
+    x = torch.randn(batch, 1, *([size] * dims))
+    y = torch.randint(0, 3, (batch, *([size] * dims)))
     times = []
     for step in range(steps + 1):
         start = time.perf_counter()
@@ -50,7 +57,13 @@ def run_variant(variant: str, size: int, steps: int, threads: int) -> dict[str, 
             times.append(time.perf_counter() - start)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     saved_mib = saved_for_backward_mib(model, x)  # after the peak was read: it runs one more forward
-    return {"step_s": statistics.median(times), "peak_mib": peak_mib, "saved_mib": saved_mib}
+    params = sum(p.numel() for p in model.parameters())
+    return {
+        "step_s": statistics.median(times),
+        "peak_mib": peak_mib,
+        "saved_mib": saved_mib,
+        "params": params,
+    }
 
 
 def saved_for_backward_mib(model, x) -> float:
@@ -69,50 +82,67 @@ def saved_for_backward_mib(model, x) -> float:
     return sum(storages.values()) / 2**20
 
 
+def _table(results: dict[str, list[dict[str, float]]], variants: list[str]) -> list[str]:
+    base = results["none"]
+    base_t = statistics.median(r["step_s"] for r in base)
+    base_m = statistics.median(r["peak_mib"] for r in base)
+    base_s, base_p = base[0]["saved_mib"], base[0]["params"]
+    lines = [
+        "| se | parameters | vs none | step time (s) | vs none | peak RSS (MiB) | vs none "
+        "| saved for backward (MiB) | vs none |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for v in variants:
+        t = statistics.median(r["step_s"] for r in results[v])
+        m = statistics.median(r["peak_mib"] for r in results[v])
+        sv, n = results[v][0]["saved_mib"], results[v][0]["params"]
+        lines.append(
+            f"| {v} | {n:,.0f} | {100 * (n / base_p - 1):+.2f} % | {t:.3f} | {t / base_t:.2f}x | {m:.0f} "
+            f"| {m / base_m:.2f}x | {sv:.0f} | {sv / base_s:.2f}x |"
+        )
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--size", type=int, default=64, help="cubic input size (anchors: 64)")
+    parser.add_argument("--size-2d", type=int, default=192, help="square input size of the 2D models")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per subprocess")
     parser.add_argument("--repeats", type=int, default=3, help="rounds over all variants")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--archs", default="unet", help="comma-separated: unet,sdnet,densenet")
+    parser.add_argument("--dims", default="3", help="2, 3 or 2,3")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--arch", default="unet", help=argparse.SUPPRESS)
+    parser.add_argument("--child-dims", type=int, default=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_variant(args.child, args.size, args.steps, args.threads)))
+        size = args.size if args.child_dims == 3 else args.size_2d
+        result = run_variant(args.child, size, args.steps, args.threads, args.arch, args.child_dims)
+        print(json.dumps(result))
         return
-    variants = args.variants.split(",")
-    results: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
-    for round_ in range(args.repeats):
-        for v in variants:
-            cmd = [
-                sys.executable,
-                __file__,
-                "--child",
-                v,
-                "--size",
-                str(args.size),
-                "--steps",
-                str(args.steps),
-            ]
-            cmd += ["--threads", str(args.threads)]
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-            results[v].append(json.loads(out.strip().splitlines()[-1]))
-            print(f"round {round_ + 1}/{args.repeats} {v}: {results[v][-1]}", file=sys.stderr)
-    base_t = statistics.median(r["step_s"] for r in results["none"])
-    base_m = statistics.median(r["peak_mib"] for r in results["none"])
-    base_s = results["none"][0]["saved_mib"]
-    print("| se | step time (s) | vs none | peak RSS (MiB) | vs none | saved for backward (MiB) | vs none |")
-    print("|---|---|---|---|---|---|---|")
-    for v in variants:
-        t = statistics.median(r["step_s"] for r in results[v])
-        m = statistics.median(r["peak_mib"] for r in results[v])
-        sv = results[v][0]["saved_mib"]
-        print(
-            f"| {v} | {t:.3f} | {t / base_t:.2f}x | {m:.0f} | {m / base_m:.2f}x | {sv:.0f} | {sv / base_s:.2f}x |"
-        )
+    for arch in args.archs.split(","):
+        for dims in (int(d) for d in args.dims.split(",")):
+            # Project & Excite is 3D only; the plain-formula variant only matters for the U-Net
+            variants = [v for v in args.variants.split(",") if not (v == "pe" and dims == 2)]
+            results: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
+            for round_ in range(args.repeats):
+                for v in variants:
+                    cmd = [sys.executable, __file__, "--child", v, "--arch", arch, "--child-dims", str(dims),
+                           "--size", str(args.size), "--size-2d", str(args.size_2d),
+                           "--steps", str(args.steps), "--threads", str(args.threads)]  # fmt: skip
+                    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+                    results[v].append(json.loads(out.strip().splitlines()[-1]))
+                    print(
+                        f"{arch} {dims}D round {round_ + 1}/{args.repeats} {v}: {results[v][-1]}",
+                        file=sys.stderr,
+                    )
+            size = f"{args.size}^3, batch 2" if dims == 3 else f"{args.size_2d}^2, batch 8"
+            print(f"\n{arch} {dims}D ({size}):\n")
+            print("\n".join(_table(results, variants)), flush=True)
 
 
 if __name__ == "__main__":

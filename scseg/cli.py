@@ -163,7 +163,9 @@ def convert(
 
 @app.command()
 def predict(
-    model: Path = typer.Option(..., "--model", "-m", help="Run directory written by `scseg train`."),
+    model: Path = typer.Option(
+        ..., "--model", "-m", help="Run directory written by `scseg train`, or a bundle from `export-bundle`."
+    ),
     input_: Path = typer.Option(
         ...,
         "--input",

@@ -74,13 +74,12 @@ class RunLog:
         """``curves.png``: training loss and validation Dice per structure over epochs."""
         if not self.rows:
             return
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        # the Figure API (not pyplot): no global backend switch, so notebooks keep showing figures
+        from matplotlib.figure import Figure
 
         epochs = [r["epoch"] for r in self.rows]
-        fig, (ax_loss, ax_dice) = plt.subplots(1, 2, figsize=(11, 4))
+        fig = Figure(figsize=(11, 4))
+        ax_loss, ax_dice = fig.subplots(1, 2)
         ax_loss.plot(epochs, [r["train_loss"] for r in self.rows], marker="o")
         ax_loss.set(title="training loss", xlabel="epoch", ylabel="loss")
         for n in self.names:
@@ -91,7 +90,6 @@ class RunLog:
         fig.tight_layout()
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=100)
-        plt.close(fig)
         atomic_write_bytes(self.run_dir / "curves.png", lambda f: f.write(buffer.getvalue()))
 
     def close(self) -> None:

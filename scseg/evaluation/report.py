@@ -9,11 +9,8 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 from scseg.evaluation.metrics import (
     ABSENT_IN_BOTH,
@@ -110,7 +107,9 @@ def dice_boxplot(path: Path, scores: Sequence[StructureScore], title: str = "Dic
     """One box per structure (cases where Dice is defined), with the points on top."""
     names = list(dict.fromkeys(s.structure for s in scores))
     data = [_finite([s.dice for s in scores if s.structure == n]) for n in names]
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(names) + 2), 4.5))
+    # the Figure API (not pyplot): no global backend switch, so notebooks keep showing figures
+    fig = Figure(figsize=(max(4.0, 0.6 * len(names) + 2), 4.5))
+    ax = fig.subplots()
     ax.boxplot([d if d else [math.nan] for d in data], showfliers=False)
     ax.set_xticks(range(1, len(names) + 1), names)
     rng = np.random.default_rng(0)
@@ -121,11 +120,12 @@ def dice_boxplot(path: Path, scores: Sequence[StructureScore], title: str = "Dic
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
     if len(names) > 8:
-        plt.setp(ax.get_xticklabels(), rotation=60, ha="right", fontsize=8)
+        ax.tick_params(axis="x", labelrotation=60, labelsize=8)
+        for label in ax.get_xticklabels():
+            label.set_horizontalalignment("right")
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
     atomic_write_bytes(path, lambda f: f.write(buffer.getvalue()))
 
 

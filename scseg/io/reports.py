@@ -8,12 +8,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: previews are written from servers and CI
-import matplotlib.pyplot as plt
 import nibabel as nib
 import numpy as np
+
+# the Figure API, not pyplot: headless (servers, CI) without switching a notebook's backend
+from matplotlib import colormaps
+from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from scseg.io.atomic import atomic_write_bytes
@@ -22,10 +22,10 @@ from scseg.io.atomic import atomic_write_bytes
 def structure_colors(n: int) -> list[tuple[int, int, int]]:
     """Distinct RGB colours for ``n`` structures (tab10 / tab20, then evenly spaced hues)."""
     if n <= 20:
-        table = plt.get_cmap("tab10" if n <= 10 else "tab20").colors
+        table = colormaps["tab10" if n <= 10 else "tab20"].colors
         rgb = [table[i] for i in range(n)]
     else:
-        hsv = plt.get_cmap("hsv")
+        hsv = colormaps["hsv"]
         rgb = [hsv(i / n)[:3] for i in range(n)]
     return [(round(255 * r), round(255 * g), round(255 * b)) for r, g, b in rgb]
 
@@ -126,7 +126,8 @@ def save_preview(
         (f"coronal {center[1]}", img[:, center[1], :], lab[:, center[1], :], sz / sx),
         (f"sagittal {center[0]}", img[center[0], :, :], lab[center[0], :, :], sz / sy),
     ]
-    fig, axes = plt.subplots(2, 3, figsize=(12, 8.5))
+    fig = Figure(figsize=(12, 8.5))
+    axes = fig.subplots(2, 3)
     for ax, (name, im, lb, aspect) in zip(axes.flat, panels, strict=False):
         im, lb = np.asarray(im, dtype=np.float32).T, np.asarray(lb).T
         if not name.startswith("sagittal"):  # radiological: patient right on the image's left
@@ -155,5 +156,4 @@ def save_preview(
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
     atomic_write_bytes(path, lambda f: f.write(buffer.getvalue()))

@@ -4,7 +4,7 @@ Run by hand (results go to docs/benchmarks.md):
 
     .venv/bin/python benchmarks/dicom_loading.py --slices 320 --repeats 5
 
-The series is generated from one slice of a real uncompressed CT series in ../shared/data (pixel
+The series is generated from one slice of a real uncompressed 512 x 512 CT in ../shared/data (pixel
 data and header kept, new SOP instance UIDs, positions and instance numbers), so both readers see
 real DICOM headers. scseg = find_series (pydicom reads headers, groups, sorts along the normal,
 checks spacing) + read_series (SimpleITK/GDCM reads pixels, RAS affine). SimpleITK =
@@ -28,7 +28,7 @@ from pydicom.uid import generate_uid
 from scseg.data.paths import shared_data_dir
 from scseg.io.dicom_series import find_series, read_series
 
-TEMPLATE = "dicom2nifti_testdata"
+TEMPLATE = "dicom_seg_dcmqi_ct3slice"  # a real 512 x 512 uncompressed CT (3 slices)
 
 
 def template_slice(root: Path) -> pydicom.Dataset:

@@ -74,10 +74,11 @@ class _GateCombination(torch.autograd.Function):
                 dx = torch.where(from_channel, gc, gs).mul_(grad)
             if need_gc or need_gs:
                 gx = grad * x
-                gx_channel = gx * from_channel
-                dgc = gx_channel.sum(dim=spatial, keepdim=True) if need_gc else None
+                total = gx.sum(dim=1, keepdim=True) if need_gs else None
+                gx.mul_(from_channel)  # in place: gx where the channel gate won (one buffer less)
+                dgc = gx.sum(dim=spatial, keepdim=True) if need_gc else None
                 if need_gs:  # sum over channels of gx where the spatial gate won
-                    dgs = gx.sum(dim=1, keepdim=True) - gx_channel.sum(dim=1, keepdim=True)
+                    dgs = total - gx.sum(dim=1, keepdim=True)
         else:
             # y = x^2 g_c g_s
             gcs_grad = grad * gc

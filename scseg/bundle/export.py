@@ -16,6 +16,8 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
+import importlib.metadata
+import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -186,8 +188,18 @@ def _modality(config: Config) -> tuple[str, str]:
     return "magnitude", "MR"
 
 
-def metadata(config: Config, predictor: Predictor, state_epoch: int | None, dice: dict[str, float]) -> dict:
+def _required_packages() -> dict[str, str]:
+    """What running the bundle needs besides MONAI: scseg (network class), nibabel, and
+    pytorch-ignite for the evaluator (the ``bundle`` extra; left out when it is not installed)."""
+    packages = {"scseg": __version__, "nibabel": nibabel.__version__}
+    if importlib.util.find_spec("ignite") is not None:
+        packages["pytorch-ignite"] = importlib.metadata.version("pytorch-ignite")
+    return packages
+
+
+def metadata(config: Config, predictor: Predictor) -> dict:
     """``configs/metadata.json`` per the MONAI Bundle specification."""
+    dice = predictor.validation_dice
     names = predictor.label_names
     m = config.model
     fmt, modality = _modality(config)
@@ -208,16 +220,12 @@ def metadata(config: Config, predictor: Predictor, state_epoch: int | None, dice
         "monai_version": monai.__version__,
         "pytorch_version": torch.__version__.split("+")[0],
         "numpy_version": np.__version__,
-        "required_packages_version": {
-            "scseg": __version__,
-            "nibabel": nibabel.__version__,
-            "pytorch-ignite": _version_of("ignite"),
-        },
+        "required_packages_version": _required_packages(),
         "name": f"scseg {config.data.root.name} {dims}D {m.name} {m.se}",
         "task": f"Segmentation of {', '.join(names)}",
         "description": (
             f"A {how}, trained with scseg {__version__} on {config.data.root.name} "
-            f"(epoch {state_epoch}). Squeeze & excitation recalibration after Roy et al. 2018/2019."
+            f"(epoch {predictor.epoch}). Squeeze & excitation recalibration after Roy et al. 2018/2019."
         ),
         "authors": "scseg developers",
         "copyright": "Copyright (c) scseg developers",
@@ -256,13 +264,6 @@ def metadata(config: Config, predictor: Predictor, state_epoch: int | None, dice
     }
 
 
-def _version_of(module: str) -> str:
-    try:
-        return str(__import__(module).__version__)
-    except ImportError:
-        return "0.4.11"  # the oldest pytorch-ignite that MONAI 1.4 supports
-
-
 def export_bundle(run_dir: str | Path, out_dir: str | Path, torchscript: bool = False) -> Path:
     """Write the MONAI bundle of a trained run to ``out_dir`` (replaced as a whole, atomically).
 
@@ -284,13 +285,12 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path, torchscript: bool = 
     if out_dir.resolve().is_relative_to(run_dir.resolve()):
         raise RunDirError(f"the bundle folder {out_dir} must not lie inside the run directory {run_dir}")
     config = predictor.config
-    state = torch.load(predictor.checkpoint, map_location="cpu", weights_only=True)
     model = predictor.model
     with AtomicDirectory(out_dir) as tmp:
         (tmp / "configs").mkdir()
         (tmp / "models").mkdir()
         (tmp / "docs").mkdir()
-        meta = metadata(config, predictor, state.get("epoch"), state.get("dice") or {})
+        meta = metadata(config, predictor)
         (tmp / "configs" / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
         infer = inference_config(config, model, predictor.label_values)
         (tmp / "configs" / "inference.json").write_text(json.dumps(infer, indent=2) + "\n")

@@ -109,6 +109,9 @@ class Predictor:
             ) from None
         self.model.to(self.device).eval()
         self.label_names: list[str] = list(state.get("label_names") or self.config.data.structure_names)
+        # what training recorded with the weights (run dirs only): epoch and validation Dice
+        self.epoch: int | None = state.get("epoch")
+        self.validation_dice: dict[str, float] = dict(state.get("dice") or {})
         values = self.config.data.label_values or range(1, len(self.label_names) + 1)
         self.label_values: list[int] = [int(v) for v in values]
         self._pre = Compose(preprocessing(self.config, keys=("image",), load=False))

@@ -2,7 +2,8 @@
 
 Who does what: pydicom reads headers only (fast: no pixel data) to group files by
 SeriesInstanceUID, skip localizers and non-image objects, sort slices along the slice normal and
-check the geometry; SimpleITK (GDCM) then reads the pixels of the sorted file list, decoding
+check the geometry. Uncompressed single-frame series are then read by pydicom into one array
+(scseg/io/native_pixels.py); SimpleITK (GDCM) reads the pixels of everything else, decoding
 compressed transfer syntaxes (JPEG 2000, JPEG lossless, RLE) and applying RescaleSlope/Intercept.
 Geometry problems are refused with a clear message rather than silently resampled:
 duplicate positions, missing slices / uneven spacing, gantry tilt, mixed image sizes.
@@ -22,6 +23,7 @@ import SimpleITK as sitk
 from pydicom.errors import InvalidDicomError
 
 from scseg.errors import DataError
+from scseg.io.native_pixels import SliceHeader, read_native_series, rescale_of
 
 # SOP classes that carry no image to segment (DICOM SEG, RT structures, structured reports, ...)
 NON_IMAGE_MODALITIES = {"SEG", "RTSTRUCT", "RTPLAN", "RTDOSE", "SR", "PR", "KO", "REG"}
@@ -46,6 +48,7 @@ class DicomSeries:
     modality: str = ""
     slice_spacing: float | None = None
     warnings: list[str] = field(default_factory=list)
+    headers: list[SliceHeader] = field(default_factory=list, repr=False)  # per file, for native reads
 
     @property
     def name(self) -> str:
@@ -74,11 +77,14 @@ def is_nifti(path: Path) -> bool:
     return path.name.lower().endswith((".nii", ".nii.gz"))
 
 
-def _read_header(path: Path) -> pydicom.Dataset | None:
+def _read_header(path: Path) -> tuple[pydicom.Dataset, int] | None:
+    """The header without pixel data, and the file position where the pixel data element starts."""
     try:
-        # force: some exports omit the 128-byte preamble; files that are not DICOM at all then come
-        # back without a SeriesInstanceUID (or raise) and are dropped by the caller
-        return pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        with open(path, "rb") as fp:
+            # force: some exports omit the 128-byte preamble; files that are not DICOM at all then
+            # come back without a SeriesInstanceUID (or raise) and are dropped by the caller
+            ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
+            return ds, fp.tell()  # pydicom stops (rewound) at the start of the PixelData element
     except (
         InvalidDicomError,
         OSError,
@@ -178,15 +184,17 @@ def find_series(
     if not root.exists():
         raise DataError(f"{root} does not exist")
     groups: dict[str, list[tuple[Path, pydicom.Dataset]]] = defaultdict(list)
+    offsets: dict[Path, int] = {}
     paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
     if exclude:
         paths = [p for p in paths if not any(p.is_relative_to(e) for e in exclude)]
     for path in paths:
         if is_nifti(path):
             continue  # never DICOM; reading a large one with force=True would only waste time
-        ds = _read_header(path)
-        if ds is None or not (_text(ds, "SeriesInstanceUID") or "Rows" in ds):
+        header = _read_header(path)
+        if header is None or not (_text(header[0], "SeriesInstanceUID") or "Rows" in header[0]):
             continue  # not DICOM, or DICOM that is neither part of a series nor an image
+        ds, offsets[path] = header
         # some anonymised exports blank SeriesInstanceUID: fall back to folder + series number + description
         key = (
             _text(ds, "SeriesInstanceUID")
@@ -240,21 +248,20 @@ def find_series(
         except SeriesError as err:
             skipped.append(SkippedSeries(uid, folder, str(err), True))
             continue
+        by_path = dict(members)
+        info.headers = [SliceHeader.of(by_path[f], offsets[f]) for f in info.files]
         series.append(info)
     return series, skipped
 
 
 def _rescales_to_fractions(path: Path) -> bool:
     ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
-    values = [
-        float(ds.get(k) if ds.get(k) not in (None, "") else d)
-        for k, d in (("RescaleSlope", 1), ("RescaleIntercept", 0))
-    ]
-    return any(v != round(v) for v in values)
+    return any(v != round(v) for v in rescale_of(ds))
 
 
-def read_series(series: DicomSeries) -> nib.Nifti1Image:
-    """Read a series into a NIfTI image with a RAS affine (values after RescaleSlope/Intercept)."""
+def _read_with_simpleitk(series: DicomSeries) -> tuple[np.ndarray, np.ndarray]:
+    """SimpleITK/GDCM: compressed syntaxes, enhanced multi-frame and whatever pydicom's native path
+    declines. Returns the (z, y, x) array and the LPS affine."""
     try:
         if len(series.files) == 1:
             reader = sitk.ImageFileReader()
@@ -270,14 +277,26 @@ def read_series(series: DicomSeries) -> nib.Nifti1Image:
     except RuntimeError as err:
         raise DataError(f"cannot decode series {series.name} in {series.files[0].parent}: {err}") from None
     array = sitk.GetArrayFromImage(image)  # (z, y, x), one copy
-    geometry = image.GetDirection(), image.GetSpacing(), image.GetOrigin()
+    direction, spacing, origin = image.GetDirection(), image.GetSpacing(), image.GetOrigin()
     del image  # from here on only the NumPy copy is held
+    affine_lps = np.eye(4)
+    affine_lps[:3, :3] = np.array(direction).reshape(3, 3) * np.array(spacing)
+    affine_lps[:3, 3] = origin
+    return array, affine_lps
+
+
+def read_series(series: DicomSeries, native: bool = True) -> nib.Nifti1Image:
+    """Read a series into a NIfTI image with a RAS affine (values after RescaleSlope/Intercept).
+
+    Args:
+        series: from :func:`find_series` (files sorted along the slice normal).
+        native: read uncompressed single-frame monochrome series with pydicom
+            (:mod:`scseg.io.native_pixels`, 2-3x faster); ``False`` sends every series to SimpleITK.
+    """
+    read = read_native_series(series.files, series.headers) if native else None
+    array, affine_lps = read if read is not None else _read_with_simpleitk(series)
     if array.ndim != 3:
         raise DataError(f"series {series.name}: expected a 3D scalar volume, got array shape {array.shape}")
-    direction = np.array(geometry[0]).reshape(3, 3)
-    affine_lps = np.eye(4)
-    affine_lps[:3, :3] = direction * np.array(geometry[1])
-    affine_lps[:3, 3] = geometry[2]
     affine_ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine_lps  # DICOM is LPS, NIfTI RAS
     # (x, y, z) as a Fortran-ordered view of the (z, y, x) array: nibabel stores F order, no copy
     return nib.Nifti1Image(array.transpose(2, 1, 0), affine_ras)

@@ -7,36 +7,50 @@ Run by hand (results go to docs/benchmarks.md):
     .venv/bin/python benchmarks/se_overhead.py --archs unet,sdnet,densenet --dims 2,3 --repeats 3
 
 Each variant runs in its own subprocess so that peak RSS (ru_maxrss) belongs to that variant alone;
-variants are interleaved over rounds so machine drift hits all of them alike. ``scse-plain`` swaps
-the fused gate combination for the plain autograd formula, to show what the fused one saves.
+variants are interleaved over rounds so machine drift hits all of them alike. ``scse-eager`` runs the
+gate combination with the eager in-place kernels instead of the compiled (inductor) ones, and
+``scse-plain`` with the plain autograd formula, to show what each saves. The first (untimed) step
+includes compiling the fused kernels. Children inherit the environment: prefix the command with
+``LD_PRELOAD=.../libtcmalloc_minimal.so.4`` to measure under tcmalloc, ``SCSEG_FUSED_SE=eager`` to
+measure without the compiled kernels.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
 import sys
 import time
 
-VARIANTS = ("none", "cse", "sse", "scse", "scse-plain", "pe")
+VARIANTS = ("none", "cse", "sse", "scse", "scse-eager", "scse-plain", "pe")
 
 
 def run_variant(
-    variant: str, size: int, steps: int, threads: int, arch: str = "unet", dims: int = 3
+    variant: str,
+    size: int,
+    steps: int,
+    threads: int,
+    arch: str = "unet",
+    dims: int = 3,
 ) -> dict[str, float]:
     import torch
 
     import scseg.nn.blocks.channel_spatial_se as scse_module
     from scseg.nn import create_model
+    from scseg.nn.blocks import gate_kernels
     from scseg.nn.blocks.gating import combine_gates
 
     torch.set_num_threads(threads)
     kind = variant
     if variant == "scse-plain":
         scse_module.fused_gate_combination = combine_gates  # the naive formulation, for comparison
+        kind = "scse"
+    if variant == "scse-eager":
+        os.environ[gate_kernels.ENV] = "eager"  # the eager in-place kernels instead of the compiled ones
         kind = "scse"
     torch.manual_seed(0)
     # the 3D U-Net at the widths of the anchors; the others at their defaults

@@ -48,7 +48,10 @@ class ChannelSE(nn.Module):
     def gate(self, x: torch.Tensor) -> torch.Tensor:
         """The channel gate :math:`g_c`, shaped (N, C, 1, ..., 1) so that it broadcasts against ``x``."""
         check_input("ChannelSE", x, self.spatial_dims, self.channels)
-        squeezed = x.mean(dim=tuple(range(2, x.dim())))
+        return self.excite(x.mean(dim=tuple(range(2, x.dim()))))
+
+    def excite(self, squeezed: torch.Tensor) -> torch.Tensor:
+        """The gate from the channel means ``squeezed`` (N, C), shaped (N, C, 1, ..., 1)."""
         excited = torch.sigmoid(self.fc2(torch.relu(self.fc1(squeezed))))
         return excited.view(*excited.shape, *([1] * self.spatial_dims))
 

@@ -9,6 +9,7 @@ from torch import nn
 from scseg.nn.blocks._checks import check_input, check_spatial_dims
 from scseg.nn.blocks.channel_se import ChannelSE
 from scseg.nn.blocks.gating import fused_gate_combination
+from scseg.nn.blocks.joint_squeeze import joint_squeeze
 from scseg.nn.blocks.spatial_se import SpatialSE
 
 SCSE_AGGREGATIONS = ("add", "max", "mul", "concat")
@@ -66,9 +67,12 @@ class ChannelSpatialSE(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input("ChannelSpatialSE", x, self.spatial_dims, self.channels)
-        channel_gate, spatial_gate = self.cse.gate(x), self.sse.gate(x)
         if self.fuse is not None:
+            channel_gate, spatial_gate = self.cse.gate(x), self.sse.gate(x)
             return self.fuse(torch.cat([x * channel_gate, x * spatial_gate], dim=1))
+        # both squeezes in one autograd step (one full-size pass in backward, on the fused kernels)
+        means, logits = joint_squeeze(x, self.sse.conv.weight, self.sse.conv.bias)
+        channel_gate, spatial_gate = self.cse.excite(means), torch.sigmoid(logits)
         return fused_gate_combination(x, channel_gate, spatial_gate, self.aggregation)
 
     def extra_repr(self) -> str:

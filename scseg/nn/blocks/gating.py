@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from scseg.nn.blocks import gate_kernels
+
 AGGREGATIONS_FUSED = ("add", "max", "mul")
 
 
@@ -48,12 +50,20 @@ class _GateCombination(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, gc: torch.Tensor, gs: torch.Tensor, mode: str) -> torch.Tensor:  # type: ignore[override]
         ctx.mode = mode
         ctx.save_for_backward(x, gc, gs)
+        if gate_kernels.wanted(x, gc, gs):
+            out = gate_kernels.run("forward", x, gc, gs, mode=mode, training=True)
+            if out is not None:
+                return out
         return _combine_no_temporaries(x, gc, gs, mode)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
         x, gc, gs = ctx.saved_tensors
         mode = ctx.mode
+        if gate_kernels.wanted(grad, x, gc, gs):
+            grads = gate_kernels.run("backward", grad, x, gc, gs, mode=mode)
+            if grads is not None:
+                return *grads, None
         spatial = _spatial_axes(x)
         need_x, need_gc, need_gs = ctx.needs_input_grad[:3]
         dx = dgc = dgs = None
@@ -114,4 +124,8 @@ def fused_gate_combination(
         x.requires_grad or channel_gate.requires_grad or spatial_gate.requires_grad
     ):
         return _GateCombination.apply(x, channel_gate, spatial_gate, mode)
+    if gate_kernels.wanted(x, channel_gate, spatial_gate):
+        out = gate_kernels.run("forward", x, channel_gate, spatial_gate, mode=mode)
+        if out is not None:
+            return out
     return _combine_no_temporaries(x, channel_gate, spatial_gate, mode)

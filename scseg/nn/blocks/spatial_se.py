@@ -9,6 +9,21 @@ from torch import nn
 from scseg.nn.blocks._checks import check_input, check_spatial_dims
 
 
+def spatial_logits(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """The 1x1 convolution of ``x`` (N, C, *spatial) to one map (N, 1, *spatial), before the sigmoid.
+
+    Its parameters are applied as one batched matrix product over the flattened voxels: for a single
+    output channel this is ~8x faster than Conv3d forward+backward on CPU, and an explicit bmm saves
+    only a view of x for backward (matmul's broadcasting and einsum save a copy). Channels-last or
+    strided inputs are flattened by a copy.
+    """
+    n, channels = x.shape[:2]
+    squeezed = torch.baddbmm(
+        bias.view(1, 1, 1), weight.reshape(1, 1, channels).expand(n, 1, channels), x.flatten(2)
+    )
+    return squeezed.view(n, 1, *x.shape[2:])
+
+
 class SpatialSE(nn.Module):
     r"""Spatial squeeze & excitation (sSE), Roy, Navab & Wachinger (MICCAI 2018).
 
@@ -44,14 +59,7 @@ class SpatialSE(nn.Module):
     def gate(self, x: torch.Tensor) -> torch.Tensor:
         """The spatial gate :math:`g_v`, shaped (N, 1, *spatial) so that it broadcasts against ``x``."""
         check_input("SpatialSE", x, self.spatial_dims, self.channels)
-        # The 1x1 conv's parameters applied as one batched matrix product over the flattened voxels.
-        # For a single output channel this is ~8x faster than Conv3d forward+backward on CPU, and an
-        # explicit bmm saves only a view of x for backward (matmul's broadcasting and einsum save a
-        # copy). Channels-last or strided inputs are flattened by a copy.
-        n = x.shape[0]
-        weight = self.conv.weight.reshape(1, 1, self.channels).expand(n, 1, self.channels)
-        squeezed = torch.baddbmm(self.conv.bias.view(1, 1, 1), weight, x.flatten(2))
-        return torch.sigmoid(squeezed.view(n, 1, *x.shape[2:]))
+        return torch.sigmoid(spatial_logits(x, self.conv.weight, self.conv.bias))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.gate(x)

@@ -183,6 +183,10 @@ def predict(
     probabilities: bool = typer.Option(
         False, "--probabilities", help="Also write probabilities.nii.gz (one float volume per class)."
     ),
+    precision: str = typer.Option(
+        "auto",
+        help="auto (float16 on CUDA, bfloat16 on CPUs with native bf16, else float32), float32 or bfloat16.",
+    ),
 ) -> None:
     """Segment DICOM series and NIfTI files: labels.nii.gz, seg.dcm, volumes.csv, preview.png per case.
 
@@ -194,7 +198,7 @@ def predict(
 
     view_list = [v.strip() for v in views.split(",") if v.strip()] or None
     try:
-        predictor = Predictor(model, device=device)
+        predictor = Predictor(model, device=device, precision=precision)
         records = predict_path(predictor, input_, output, views=view_list, probabilities=probabilities)
     except ScsegError as err:
         raise fail(str(err), err.exit_code) from None
@@ -227,6 +231,7 @@ def evaluate(
     data: Path = typer.Option(None, "--data", help="With --model: the YAML config whose data to predict."),
     split: str = typer.Option("val", help="With --model: val (the config's validation split) or all."),
     device: str = typer.Option("auto", help="With --model: auto, cpu, cuda or cuda:N."),
+    precision: str = typer.Option("auto", help="With --model: auto, float32 or bfloat16 (as for predict)."),
 ) -> None:
     """Dice, HD95, ASSD (mm) and volume difference per case and structure (MONAI metrics).
 
@@ -247,7 +252,7 @@ def evaluate(
         if folders:
             result = evaluate_folders(pred, ref, out, labels)
         else:
-            result = evaluate_model(model, data, out, split=split, device=device)
+            result = evaluate_model(model, data, out, split=split, device=device, precision=precision)
     except ScsegError as err:
         raise fail(str(err), err.exit_code) from None
     console.print(

@@ -80,6 +80,26 @@ def _load_source(path: Path) -> tuple[Path, Path, dict]:
     return config_path, weights, load_checkpoint(weights)
 
 
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether oneDNN runs bf16 natively on this CPU (AVX512-BF16 / AMX); without it bf16 is
+    emulated and slower than float32."""
+    return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device`` (``None``: no autocast)."""
+    if precision == "float32":
+        return None
+    if precision == "bfloat16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.float16
+    return torch.bfloat16 if device.type == "cpu" and cpu_has_native_bf16() else None
+
+
 class Predictor:
     """Segment volumes with the model of a run directory.
 
@@ -87,6 +107,10 @@ class Predictor:
         run_dir: a directory written by ``scseg train`` (``config.yaml`` + ``checkpoints/``), or a
             bundle written by ``scseg export-bundle``.
         device: ``auto`` (CUDA if available), ``cpu``, ``cuda`` or ``cuda:N``.
+        precision: the network's arithmetic. ``auto``: float16 autocast on CUDA, bfloat16 autocast
+            on CPUs with native bf16 instructions (see :func:`cpu_has_native_bf16`), float32
+            otherwise; ``float32``: no autocast; ``bfloat16``: bf16 autocast on any device.
+            Probabilities are accumulated in float32 in every case.
 
     Example:
         >>> predictor = Predictor("runs/hippo3d")                      # doctest: +SKIP
@@ -95,11 +119,14 @@ class Predictor:
         True
     """
 
-    def __init__(self, run_dir: str | Path, device: str = "auto") -> None:
+    def __init__(self, run_dir: str | Path, device: str = "auto", precision: str = "auto") -> None:
+        if precision not in PRECISIONS:
+            raise ScsegError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.run_dir = Path(run_dir)
         config_path, self.checkpoint, state = _load_source(self.run_dir)
         self.config: Config = load_config(config_path)
         self.device = resolve_device(device)
+        self.autocast_dtype = autocast_dtype(self.device, precision)
         self.model = build_model(self.config)
         try:
             self.model.load_state_dict(state["model"])
@@ -159,7 +186,8 @@ class Predictor:
         """
         pre = self._preprocess(image)
         batch = pre.as_tensor()[None]
-        with torch.autocast("cuda", enabled=self.device.type == "cuda"):
+        dtype = self.autocast_dtype
+        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
             probs = predict_probabilities(
                 self.model, batch, self.config, views=self.check_views(views), sw_device=self.device
             )[0]

@@ -104,6 +104,8 @@ class Trainer:
         loaders = build_loaders(cfg, self.dist.rank, self.dist.world_size, show_progress=self.main)
         model = build_model(cfg).to(self.device)
         net: nn.Module = DistributedDataParallel(model) if self.dist.enabled else model
+        if cfg.train.compile:
+            net = torch.compile(net)  # the training forward; validation and checkpoints use `model`
         loss_fn = build_loss(cfg, [str(c.label) for c in loaders.train_cases]).to(self.device)
         optimizer = _optimizer(cfg, model.parameters())
         steps_per_epoch = len(loaders.train)

@@ -80,6 +80,7 @@ def evaluate_model(
     device: str = "auto",
     overrides: list[str] | None = None,
     progress: bool = True,
+    precision: str = "auto",
 ) -> EvaluationResult:
     """Predict the ``split`` (``val`` or ``all``) of the data ``config_path`` describes and score it.
 
@@ -90,7 +91,7 @@ def evaluate_model(
     cases = discover_cases(config.data)
     if split == "val":
         cases = split_cases(cases, config.data, config.train.seed)[1]
-    predictor = Predictor(run_dir, device=device)
+    predictor = Predictor(run_dir, device=device, precision=precision)
     names = dict(zip(predictor.label_values, predictor.label_names, strict=True))
     scores: list[StructureScore] = []
     for case in tqdm(cases, desc="predict + evaluate", unit="case", disable=not progress, file=sys.stderr):

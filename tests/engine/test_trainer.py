@@ -117,3 +117,16 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_epoch_count(
     assert done.returncode == 0, done.stderr
     assert torch.load(run / "checkpoints/last.pt", weights_only=True)["epoch"] == 4
     assert [r["epoch"] for r in _rows(run)] == ["2", "4"]
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_eager_training(tiny_config: dict, tmp_path: Path) -> None:
+    tiny_config["train"]["max_epochs"] = 1
+    eager = train(config_from_dict(tiny_config), tmp_path / "eager")
+    tiny_config["train"]["compile"] = True
+    compiled = train(config_from_dict(tiny_config), tmp_path / "compiled")
+    weights = [torch.load(tmp_path / run / "checkpoints/last.pt", weights_only=True)["model"] for run in ("eager", "compiled")]
+    assert weights[0].keys() == weights[1].keys(), "checkpoints hold the plain module's names (no _orig_mod.)"
+    for key, value in weights[0].items():
+        torch.testing.assert_close(weights[1][key], value, rtol=1e-3, atol=1e-4)
+    assert compiled.epochs == eager.epochs

@@ -6,10 +6,11 @@ import torch
 from monai.networks.layers.factories import Conv
 from torch import nn
 
+from scseg.nn.blocks import gate_kernels
 from scseg.nn.blocks._checks import check_input, check_spatial_dims
 from scseg.nn.blocks.channel_se import ChannelSE
+from scseg.nn.blocks.fused_scse import fused_scse
 from scseg.nn.blocks.gating import fused_gate_combination
-from scseg.nn.blocks.joint_squeeze import joint_squeeze
 from scseg.nn.blocks.spatial_se import SpatialSE
 
 SCSE_AGGREGATIONS = ("add", "max", "mul", "concat")
@@ -70,9 +71,10 @@ class ChannelSpatialSE(nn.Module):
         if self.fuse is not None:
             channel_gate, spatial_gate = self.cse.gate(x), self.sse.gate(x)
             return self.fuse(torch.cat([x * channel_gate, x * spatial_gate], dim=1))
-        # both squeezes in one autograd step (one full-size pass in backward, on the fused kernels)
-        means, logits = joint_squeeze(x, self.sse.conv.weight, self.sse.conv.bias)
-        channel_gate, spatial_gate = self.cse.excite(means), torch.sigmoid(logits)
+        if torch.is_grad_enabled() and x.requires_grad and gate_kernels.wanted(x):
+            # training on CPU: one autograd step on the fused kernels (scseg/nn/blocks/fused_scse.py)
+            return fused_scse(x, self.cse, self.sse.conv, self.aggregation)
+        channel_gate, spatial_gate = self.cse.gate(x), self.sse.gate(x)
         return fused_gate_combination(x, channel_gate, spatial_gate, self.aggregation)
 
     def extra_repr(self) -> str:

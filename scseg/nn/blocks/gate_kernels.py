@@ -44,30 +44,50 @@ def combine_forward(x: torch.Tensor, gc: torch.Tensor, gs: torch.Tensor, mode: s
     return (x * x) * (gc * gs)
 
 
-def combine_backward(
+def _chosen_gate(x: torch.Tensor, gc: torch.Tensor, gs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """max mode: where the channel gate gives the output (ties go to it, as in the eager kernels),
+    and the gate that does, per element."""
+    from_channel = (x >= 0) == (gc >= gs)
+    return from_channel, torch.where(from_channel, gc, gs)
+
+
+def gate_grads(
     grad: torch.Tensor, x: torch.Tensor, gc: torch.Tensor, gs: torch.Tensor, mode: str
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Gradients (x, g_c, g_s) of :func:`combine_forward`, the same rule as the eager kernels (in
-    ``max``, ties go to the channel gate)."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradients of :func:`combine_forward` for g_c (N, C, 1, ...) and g_s (N, 1, *spatial): two
+    reductions of one read of ``grad`` and ``x``, no full-size output."""
     spatial = _spatial(x)
     gx = grad * x
     if mode == "add":
-        return grad * (gc + gs), gx.sum(spatial, keepdim=True), gx.sum(1, keepdim=True)
+        return gx.sum(spatial, keepdim=True), gx.sum(1, keepdim=True)
     if mode == "max":
-        from_channel = (x >= 0) == (gc >= gs)
-        dx = torch.where(from_channel, gc, gs) * grad
+        from_channel, _ = _chosen_gate(x, gc, gs)
         gx_channel = torch.where(from_channel, gx, 0.0)
-        return dx, gx_channel.sum(spatial, keepdim=True), (gx - gx_channel).sum(1, keepdim=True)
+        return gx_channel.sum(spatial, keepdim=True), (gx - gx_channel).sum(1, keepdim=True)
     gxx = gx * x
-    return 2.0 * gx * (gc * gs), (gxx * gs).sum(spatial, keepdim=True), (gxx * gc).sum(1, keepdim=True)
+    return (gxx * gs).sum(spatial, keepdim=True), (gxx * gc).sum(1, keepdim=True)
 
 
-def squeeze_backward(dz: torch.Tensor, ds: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Gradient for x of scSE's two squeezes, the channel mean ``z`` (N, C) and the 1x1 projection
-    ``s`` (N, 1, *spatial) with ``weight`` (1, C, 1, ..., 1): one full-size pass instead of eager's
-    broadcast-divide and batched product, each written out and then added."""
-    ones = [1] * (ds.dim() - 2)
-    return dz.view(*dz.shape, *ones) / ds[0, 0].numel() + weight.view(1, -1, *ones) * ds
+def input_grad(
+    grad: torch.Tensor,
+    x: torch.Tensor,
+    gc: torch.Tensor,
+    gs: torch.Tensor,
+    dz: torch.Tensor,
+    ds: torch.Tensor,
+    weight: torch.Tensor,
+    mode: str,
+) -> torch.Tensor:
+    """The whole gradient for x of an scSE block, in one full-size pass: through the combination,
+    plus through the channel mean ``z`` (N, C) and the spatial logits ``s`` (N, 1, *spatial) of the
+    1x1 projection ``weight`` (1, C, 1, ..., 1), given their gradients ``dz`` and ``ds``."""
+    ones = [1] * (x.dim() - 2)
+    squeezes = dz.view(*dz.shape, *ones) / ds[0, 0].numel() + weight.view(1, -1, *ones) * ds
+    if mode == "add":
+        return grad * (gc + gs) + squeezes
+    if mode == "max":
+        return grad * _chosen_gate(x, gc, gs)[1] + squeezes
+    return 2.0 * grad * x * (gc * gs) + squeezes
 
 
 def wanted(*tensors: torch.Tensor) -> bool:
@@ -89,8 +109,8 @@ def wanted(*tensors: torch.Tensor) -> bool:
 
 KERNELS: dict[str, Callable] = {
     "forward": combine_forward,
-    "backward": combine_backward,
-    "squeeze_backward": squeeze_backward,
+    "gate_grads": gate_grads,
+    "input_grad": input_grad,
 }
 
 
@@ -106,10 +126,11 @@ def _examples(dims: int) -> dict[str, tuple]:
     # sizes >= 2 so that dynamo keeps every batch, channel and spatial size symbolic
     shape = (2, 3, *range(4, 4 + dims - 2))
     x, gc, gs = torch.randn(shape), torch.rand(2, 3, *[1] * (dims - 2)), torch.rand(2, 1, *shape[2:])
+    grad, weight = torch.randn(shape), torch.randn(1, 3, *gc.shape[2:])
     return {
         "forward": (x, gc, gs),
-        "backward": (torch.randn(shape), x, gc, gs),
-        "squeeze_backward": (torch.randn(2, 3), torch.randn_like(gs), torch.randn(1, 3, *gc.shape[2:])),
+        "gate_grads": (grad, x, gc, gs),
+        "input_grad": (grad, x, gc, gs, torch.randn(2, 3), torch.randn_like(gs), weight),
     }
 
 
@@ -119,28 +140,26 @@ def _prepare(names: list[str], dims: int, mode: str) -> None:
     examples = _examples(dims)
     with torch.no_grad():
         for name in names:
-            kernel_mode = "" if name == "squeeze_backward" else mode
-            key = (name, kernel_mode, dims)
+            key = (name, mode, dims)
             if key not in _compiled:
-                function = _own_copy(KERNELS[name], f"{kernel_mode}_{dims}")
+                function = _own_copy(KERNELS[name], f"{mode}_{dims}")
                 kernel = torch.compile(function, dynamic=True, fullgraph=True)
-                kernel(*examples[name], *([kernel_mode] if kernel_mode else []))
+                kernel(*examples[name], mode)
                 _compiled[key] = kernel
     _state["compiled_once"] = True
 
 
-def run(name: str, *args: torch.Tensor, mode: str = "", training: bool = False):
-    """Kernel ``name`` (``forward``, ``backward``, ``squeeze_backward``) compiled, on ``args`` (+ ``mode``
-    for the combination). ``None`` when it cannot run: the caller then runs its eager ops. The first
-    compile failing means no working compiler (warned once, then always eager); a later failure is
-    an odd input (e.g. past the recompile limit) and only that call goes eager."""
-    dims = args[0].dim() if name != "squeeze_backward" else args[1].dim()
+def run(name: str, *args: torch.Tensor, mode: str, training: bool = False):
+    """Kernel ``name`` (``forward``, ``gate_grads``, ``input_grad``) compiled, on ``args`` and ``mode``.
+    ``None`` when it cannot run: the caller then runs the same function eagerly, or its own eager
+    kernels. The first compile failing means no working compiler (warned once, then always eager);
+    a later failure is an odd input (e.g. past the recompile limit) and only that call goes eager."""
+    dims = args[0].dim()
     args = tuple(a.detach() for a in args)  # one guard set: compiled kernels never see requires_grad
     try:
         if (name, mode, dims) not in _compiled:
-            _prepare([name] if not training else ["forward", "backward", "squeeze_backward"], dims, mode)
-        kernel = _compiled[(name, mode, dims)]
-        return kernel(*args, mode) if mode else kernel(*args)
+            _prepare([name] if not training else list(KERNELS), dims, mode)
+        return _compiled[(name, mode, dims)](*args, mode)
     except Exception as err:  # inductor raises many types (no compiler, codegen errors, limits)
         if _state["compiled_once"]:
             return None

@@ -50,20 +50,12 @@ class _GateCombination(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, gc: torch.Tensor, gs: torch.Tensor, mode: str) -> torch.Tensor:  # type: ignore[override]
         ctx.mode = mode
         ctx.save_for_backward(x, gc, gs)
-        if gate_kernels.wanted(x, gc, gs):
-            out = gate_kernels.run("forward", x, gc, gs, mode=mode, training=True)
-            if out is not None:
-                return out
         return _combine_no_temporaries(x, gc, gs, mode)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
         x, gc, gs = ctx.saved_tensors
         mode = ctx.mode
-        if gate_kernels.wanted(grad, x, gc, gs):
-            grads = gate_kernels.run("backward", grad, x, gc, gs, mode=mode)
-            if grads is not None:
-                return *grads, None
         spatial = _spatial_axes(x)
         need_x, need_gc, need_gs = ctx.needs_input_grad[:3]
         dx = dgc = dgs = None

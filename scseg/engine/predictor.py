@@ -121,7 +121,7 @@ class Predictor:
 
     def __init__(self, run_dir: str | Path, device: str = "auto", precision: str = "auto") -> None:
         if precision not in PRECISIONS:
-            raise ScsegError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.run_dir = Path(run_dir)
         config_path, self.checkpoint, state = _load_source(self.run_dir)
         self.config: Config = load_config(config_path)

@@ -123,3 +123,24 @@ def test_hippocampus_model_trained_in_session_segments_held_out_cases(
         assert labels.shape == image.shape and np.allclose(labels.affine, image.affine)
         scores += [dice(np.asanyarray(labels.dataobj), truth, v) for v in (1, 2)]
     assert np.mean(scores) > 0.6, scores
+
+
+def test_precision_picks_the_autocast_type_per_device() -> None:
+    from scseg.engine.predictor import autocast_dtype, cpu_has_native_bf16
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert autocast_dtype(cpu, "float32") is None and autocast_dtype(cuda, "float32") is None
+    assert autocast_dtype(cpu, "bfloat16") == torch.bfloat16
+    assert autocast_dtype(cuda, "auto") == torch.float16
+    assert autocast_dtype(cpu, "auto") == (torch.bfloat16 if cpu_has_native_bf16() else None)
+
+
+def test_bfloat16_prediction_agrees_with_float32(phantom_run_3d: Path, phantom_root: Path) -> None:
+    image = nib.load(phantom_root / "imagesTr/phantom_002.nii.gz")
+    full = Predictor(phantom_run_3d, device="cpu", precision="float32").predict(image, probabilities=True)
+    half = Predictor(phantom_run_3d, device="cpu", precision="bfloat16").predict(image, probabilities=True)
+    assert np.asanyarray(half.probabilities.dataobj).dtype == np.float32, "accumulated in float32"
+    agree = (np.asarray(full.labels.dataobj) == np.asarray(half.labels.dataobj)).mean()
+    assert agree > 0.99
+    with pytest.raises(ConfigError, match="precision must be one of"):
+        Predictor(phantom_run_3d, device="cpu", precision="float8")

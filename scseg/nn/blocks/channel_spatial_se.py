@@ -29,9 +29,10 @@ class ChannelSpatialSE(nn.Module):
     - ``"mul"``: :math:`\hat{x}^{c} \odot \hat{x}^{s}`, compared in TMI 2019.
     - ``"concat"``: concatenate both along channels, then a 1x1 convolution back to C (TMI 2019).
 
-    ``add``, ``max`` and ``mul`` go through a memory-lean autograd function
-    (:func:`~scseg.nn.blocks.gating.fused_gate_combination`) that keeps no full-size temporaries for
-    backward; results equal the plain formula.
+    ``add``, ``max`` and ``mul`` keep no full-size temporaries for backward and equal the plain
+    formula: training on CPU runs the whole block as one autograd function on fused (compiled)
+    kernels (:mod:`~scseg.nn.blocks.fused_scse`); elsewhere the gates are combined by a memory-lean
+    autograd function (:func:`~scseg.nn.blocks.gating.fused_gate_combination`).
 
     Args:
         spatial_dims: number of spatial dimensions (1, 2 or 3).

@@ -96,3 +96,20 @@ def test_no_working_compiler_warns_once_and_gives_the_eager_result(compiled: dic
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(other, want, rtol=1e-5, atol=1e-5)
     assert gate_kernels._state["unavailable"]
+
+
+def test_fused_block_keeps_only_x_and_small_tensors_for_backward(compiled: dict) -> None:
+    x = torch.randn(2, 16, 12, 12, 12, requires_grad=True)
+    block = ChannelSpatialSE(3, 16)
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        block(x)
+    assert ("forward", "max", 5) in compiled, "the fused path ran"
+    storages.pop(x.untyped_storage().data_ptr())
+    full = x.numel() * x.element_size()
+    assert sum(storages.values()) < full / 8, "gates, channel means and parameters only"

@@ -254,8 +254,13 @@ def find_series(
     return series, skipped
 
 
-def _rescales_to_fractions(path: Path) -> bool:
-    ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+def _rescales_to_fractions(series: DicomSeries) -> bool:
+    # the header pass kept the pixel module; a series built by hand has only its files
+    ds = (
+        series.headers[0].pixels
+        if series.headers
+        else pydicom.dcmread(series.files[0], stop_before_pixels=True, force=True)
+    )
     return any(v != round(v) for v in rescale_of(ds))
 
 
@@ -269,7 +274,7 @@ def _read_with_simpleitk(series: DicomSeries) -> tuple[np.ndarray, np.ndarray]:
         else:
             reader = sitk.ImageSeriesReader()
             reader.SetFileNames([str(f) for f in series.files])
-        if _rescales_to_fractions(series.files[0]):
+        if _rescales_to_fractions(series):
             # GDCM returns float64 for fractional slopes/intercepts: float32 holds 12-16-bit data
             # exactly and halves the memory of a large CT
             reader.SetOutputPixelType(sitk.sitkFloat32)

@@ -37,13 +37,21 @@ def _spatial(x: torch.Tensor) -> list[int]:
     return list(range(2, x.dim()))
 
 
-def combine_forward(x: torch.Tensor, gc: torch.Tensor, gs: torch.Tensor, mode: str) -> torch.Tensor:
-    """``x * g_c`` and ``x * g_s`` combined by ``mode`` (the function inductor fuses)."""
+AGGREGATIONS_FUSED = ("add", "max", "mul")
+
+
+def combine_gates(
+    x: torch.Tensor, channel_gate: torch.Tensor, spatial_gate: torch.Tensor, mode: str
+) -> torch.Tensor:
+    """Plain (autograd-friendly) reference: combine ``x * g_c`` and ``x * g_s`` by ``mode``. Also the
+    forward kernel inductor fuses (``mode`` is a constant there)."""
     if mode == "add":
-        return x * (gc + gs)
+        return x * channel_gate + x * spatial_gate
     if mode == "max":
-        return torch.maximum(x * gc, x * gs)
-    return (x * x) * (gc * gs)
+        return torch.maximum(x * channel_gate, x * spatial_gate)
+    if mode == "mul":
+        return (x * channel_gate) * (x * spatial_gate)
+    raise ValueError(f"unknown gate combination {mode!r}; expected one of {AGGREGATIONS_FUSED}.")
 
 
 def _chosen_gate(x: torch.Tensor, gc: torch.Tensor, gs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,7 +64,7 @@ def _chosen_gate(x: torch.Tensor, gc: torch.Tensor, gs: torch.Tensor) -> tuple[t
 def gate_grads(
     grad: torch.Tensor, x: torch.Tensor, gc: torch.Tensor, gs: torch.Tensor, mode: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gradients of :func:`combine_forward` for g_c (N, C, 1, ...) and g_s (N, 1, *spatial): two
+    """Gradients of :func:`combine_gates` for g_c (N, C, 1, ...) and g_s (N, 1, *spatial): two
     reductions of one read of ``grad`` and ``x``, no full-size output."""
     spatial = _spatial(x)
     gx = grad * x
@@ -110,7 +118,7 @@ def wanted(*tensors: torch.Tensor) -> bool:
 
 
 KERNELS: dict[str, Callable] = {
-    "forward": combine_forward,
+    "forward": combine_gates,
     "gate_grads": gate_grads,
     "input_grad": input_grad,
 }

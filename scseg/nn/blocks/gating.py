@@ -12,25 +12,13 @@ from __future__ import annotations
 import torch
 
 from scseg.nn.blocks import gate_kernels
+from scseg.nn.blocks.gate_kernels import AGGREGATIONS_FUSED, combine_gates
 
-AGGREGATIONS_FUSED = ("add", "max", "mul")
+__all__ = ["AGGREGATIONS_FUSED", "combine_gates", "fused_gate_combination"]
 
 
 def _spatial_axes(x: torch.Tensor) -> tuple[int, ...]:
     return tuple(range(2, x.dim()))
-
-
-def combine_gates(
-    x: torch.Tensor, channel_gate: torch.Tensor, spatial_gate: torch.Tensor, mode: str
-) -> torch.Tensor:
-    """Plain (autograd-friendly) reference: combine ``x * g_c`` and ``x * g_s`` by ``mode``."""
-    if mode == "add":
-        return x * channel_gate + x * spatial_gate
-    if mode == "max":
-        return torch.maximum(x * channel_gate, x * spatial_gate)
-    if mode == "mul":
-        return (x * channel_gate) * (x * spatial_gate)
-    raise ValueError(f"unknown gate combination {mode!r}; expected one of {AGGREGATIONS_FUSED}.")
 
 
 def _combine_no_temporaries(x: torch.Tensor, gc: torch.Tensor, gs: torch.Tensor, mode: str) -> torch.Tensor:

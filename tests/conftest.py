@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scseg.data.paths import REPO_ROOT, shared_data_dir
+from scseg.paths import REPO_ROOT, shared_data_dir
 from scseg.data.phantom import make_phantom_dataset
 
 CONFIGS = REPO_ROOT / "configs"

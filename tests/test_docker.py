@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from scseg.data.paths import REPO_ROOT
+from scseg.paths import REPO_ROOT
 
 DOCKERFILES = [REPO_ROOT / "docker/Dockerfile", REPO_ROOT / "docker/Dockerfile.cuda"]
 

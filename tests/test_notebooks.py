@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from scseg.data.paths import REPO_ROOT
+from scseg.paths import REPO_ROOT
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 

@@ -1,11 +1,16 @@
 """Export a trained run as a MONAI bundle (``scseg export-bundle``).
 
 The bundle follows the MONAI Bundle specification: ``configs/metadata.json`` (versions, labels as
-``channel_def``, references), ``configs/inference.json`` (the network, the same deterministic
-preprocessing as ``scseg predict``, MONAI's sliding-window / slice inferer, softmax, inversion onto
-the input grid, argmax, label values, NIfTI writer), ``models/model.pt`` (state dict) and optionally
-``models/model.ts``, plus ``docs/README.md``. ``configs/scseg_config.yaml`` keeps the run's config so
-that scseg itself (``scseg predict``, ``scseg label serve``) can load the bundle like a run dir.
+``channel_def``, references), ``configs/inference.json``, ``models/model.pt`` (state dict) and
+optionally ``models/model.ts``, plus ``docs/README.md``. ``configs/scseg_model.yaml`` is the model
+artefact's description, so scseg itself (``scseg predict``, ``scseg label serve``) loads the bundle
+like a run dir.
+
+``inference.json`` runs scseg's own components by ``_target_``: the preprocessing rendered from the
+same spec as ``scseg predict``'s, :class:`~scseg.engine.inference.ScsegInferer` (the inferer
+``scseg predict`` runs) and :class:`~scseg.engine.resample.ToInputGridd` (its slab-wise mapping
+back onto the input grid with the model's label values). The bundle and ``scseg predict`` are one
+code path by construction, with the same bounded memory.
 
 Example:
     >>> export_bundle("runs/hippo3d", "bundles/hippo3d")                # doctest: +SKIP
@@ -30,9 +35,20 @@ import torch
 
 from scseg import __version__
 from scseg.bundle.readme import bundle_readme
-from scseg.config.schema import SLICE_AXIS_INDEX, Config
+from scseg.artefact import LoadedModel, ModelSpec, is_bundle, load_model, load_network, write_model_spec
+from scseg.artefact.layout import (
+    BUNDLE_INFERENCE,
+    BUNDLE_METADATA,
+    BUNDLE_MODEL_SPEC,
+    BUNDLE_README,
+    BUNDLE_TORCHSCRIPT,
+    BUNDLE_TRAIN_CONFIG,
+    BUNDLE_WEIGHTS,
+    RUN_CONFIG,
+)
 from scseg.data.transforms import preprocessing_spec
-from scseg.engine.predictor import BUNDLE_CONFIG, BUNDLE_WEIGHTS, Predictor, is_bundle
+from scseg.engine.inference import ScsegInferer, inferer_args
+from scseg.engine.resample import ToInputGridd
 from scseg.errors import RunDirError
 from scseg.io.atomic import AtomicDirectory
 
@@ -60,63 +76,28 @@ def _target(cls: type) -> str:
     return f"{module}.{cls.__qualname__}"
 
 
-def _transform_configs(config: Config) -> list[dict[str, Any]]:
-    return [{"_target_": _target(cls), **kwargs} for cls, kwargs in preprocessing_spec(config, ("image",))]
+def _transform_configs(spec: ModelSpec) -> list[dict[str, Any]]:
+    return [
+        {"_target_": _target(cls), **kwargs} for cls, kwargs in preprocessing_spec(spec.preprocessing, ("image",))
+    ]
 
 
-def _network_def(config: Config, model: torch.nn.Module) -> dict[str, Any]:
-    kwargs = json.loads(json.dumps(config.model.create_kwargs()))  # tuples -> lists, plain JSON
+def _network_def(spec: ModelSpec, model: torch.nn.Module) -> dict[str, Any]:
+    net = spec.network
     return {
         "_target_": _target(type(model)),
-        "spatial_dims": config.spatial_dims,
-        "in_channels": config.model.in_channels,
-        "out_channels": config.num_classes,
-        **kwargs,
+        "spatial_dims": net.spatial_dims,
+        "in_channels": net.in_channels,
+        "out_channels": net.out_channels,
+        **json.loads(json.dumps(net.options)),  # tuples -> lists, plain JSON
     }
 
 
-def _inferer(config: Config) -> dict[str, Any]:
-    common = {
-        "sw_batch_size": config.inference.sw_batch_size,
-        "overlap": config.inference.overlap,
-        "mode": config.inference.blend,
-    }
-    if config.spatial_dims == 2:
-        # a 2D network on every slice along the training axis: MONAI's SliceInferer does what
-        # `scseg predict` does with one-slice-thick sliding windows
-        axis = SLICE_AXIS_INDEX[config.mode.slice_axis]
-        return {"_target_": "SliceInferer", "roi_size": config.roi_size, "spatial_dim": axis, **common}
-    return {"_target_": "SlidingWindowInferer", "roi_size": config.roi_size, **common}
-
-
-def _postprocessing(config: Config, label_values: list[int]) -> dict[str, Any]:
-    classes = list(range(config.num_classes))
-    targets = [0, *label_values]
-    dtype = "uint8" if max(targets) < 256 else "int16"
+def _postprocessing(spec: ModelSpec) -> dict[str, Any]:
+    dtype = "uint8" if max(spec.labels.values) < 256 else "uint16"
     transforms: list[dict[str, Any]] = [
-        {"_target_": "Activationsd", "keys": "pred", "softmax": True},
-        # probabilities back onto the input grid (linear), then argmax: as `scseg predict`
-        {
-            "_target_": "Invertd",
-            "keys": "pred",
-            "transform": "@preprocessing",
-            "orig_keys": "image",
-            "nearest_interp": False,
-            "to_tensor": True,
-        },
-        {"_target_": "AsDiscreted", "keys": "pred", "argmax": True},
-    ]
-    if targets != classes:
-        transforms.append(
-            {
-                "_target_": "MapLabelValued",
-                "keys": "pred",
-                "orig_labels": classes,
-                "target_labels": targets,
-                "dtype": dtype,
-            }
-        )
-    transforms.append(
+        # the probabilities back onto the input grid, argmax, label values: as `scseg predict`
+        {"_target_": _target(ToInputGridd), "keys": "pred", "label_values": list(spec.labels.values)},
         {
             "_target_": "SaveImaged",
             "keys": "pred",
@@ -126,13 +107,14 @@ def _postprocessing(config: Config, label_values: list[int]) -> dict[str, Any]:
             "resample": False,
             "separate_folder": False,
             "print_log": False,
-        }
-    )
+        },
+    ]
     return {"_target_": "Compose", "transforms": transforms}
 
 
-def inference_config(config: Config, model: torch.nn.Module, label_values: list[int]) -> dict[str, Any]:
-    """``configs/inference.json``: a MONAI bundle inference workflow equivalent to ``scseg predict``."""
+def inference_config(spec: ModelSpec, model: torch.nn.Module) -> dict[str, Any]:
+    """``configs/inference.json``: a MONAI bundle inference workflow running ``scseg predict``'s own
+    preprocessing, inferer and inversion."""
     return {
         "imports": ["$import glob", "$import os", "$import scseg"],
         "bundle_root": ".",
@@ -140,9 +122,9 @@ def inference_config(config: Config, model: torch.nn.Module, label_values: list[
         "dataset_dir": "/workspace/data",
         "datalist": "$list(sorted(glob.glob(os.path.join(@dataset_dir, '*.nii*'))))",
         "device": "$torch.device('cuda:0' if torch.cuda.is_available() else 'cpu')",
-        "network_def": _network_def(config, model),
+        "network_def": _network_def(spec, model),
         "network": "$@network_def.to(@device)",
-        "preprocessing": {"_target_": "Compose", "transforms": _transform_configs(config)},
+        "preprocessing": {"_target_": "Compose", "transforms": _transform_configs(spec)},
         "dataset": {
             "_target_": "Dataset",
             "data": "$[{'image': i} for i in @datalist]",
@@ -155,12 +137,13 @@ def inference_config(config: Config, model: torch.nn.Module, label_values: list[
             "shuffle": False,
             "num_workers": 0,
         },
-        "inferer": _inferer(config),
-        "postprocessing": _postprocessing(config, label_values),
+        # windows on the device, the whole-volume probabilities on the CPU (as `scseg predict`)
+        "inferer": {"_target_": _target(ScsegInferer), **inferer_args(spec), "sw_device": "@device"},
+        "postprocessing": _postprocessing(spec),
         "handlers": [
             {
                 "_target_": "CheckpointLoader",
-                "load_path": "$@bundle_root + '/models/model.pt'",
+                "load_path": f"$@bundle_root + '/{BUNDLE_WEIGHTS.as_posix()}'",
                 "load_dict": {"model": "@network"},
                 "map_location": "@device",
             },
@@ -168,7 +151,7 @@ def inference_config(config: Config, model: torch.nn.Module, label_values: list[
         ],
         "evaluator": {
             "_target_": "SupervisedEvaluator",
-            "device": "@device",
+            "device": "cpu",  # where batches and outputs live; the inferer moves windows to @device
             "val_data_loader": "@dataloader",
             "network": "@network",
             "inferer": "@inferer",
@@ -181,9 +164,9 @@ def inference_config(config: Config, model: torch.nn.Module, label_values: list[
     }
 
 
-def _modality(config: Config) -> tuple[str, str]:
+def _modality(spec: ModelSpec) -> tuple[str, str]:
     """(format, modality) for network_data_format: CT windowing means Hounsfield units."""
-    if config.preprocessing.intensity.kind == "ct_window":
+    if spec.preprocessing.intensity.kind == "ct_window":
         return "hounsfield", "CT"
     return "magnitude", "MR"
 
@@ -197,19 +180,31 @@ def _required_packages() -> dict[str, str]:
     return packages
 
 
-def metadata(config: Config, predictor: Predictor) -> dict:
+def _describe(spec: ModelSpec) -> str:
+    """``3D unet with se=scse`` (plus the slicing axis for 2D models)."""
+    net = spec.network
+    how = f"{net.spatial_dims}D {net.name} with se={net.options.get('se', 'default')}"
+    if net.spatial_dims == 2:
+        how += f", applied slice by slice along the {spec.mode.slice_axis} axis"
+    return how
+
+
+def metadata(loaded: LoadedModel) -> dict:
     """``configs/metadata.json`` per the MONAI Bundle specification."""
-    dice = predictor.validation_dice
-    names = predictor.label_names
-    m = config.model
-    fmt, modality = _modality(config)
-    dims = config.spatial_dims
+    spec = loaded.spec
+    dice = loaded.validation_dice
+    names, values = spec.labels.names, spec.labels.values
+    net = spec.network
+    fmt, modality = _modality(spec)
+    dataset = spec.provenance.data.dataset if spec.provenance.data else "unrecorded data"
     today = dt.date.today().isoformat()
-    how = f"{dims}D {m.name} with se={m.se}" + (
-        f", applied slice by slice along the {config.mode.slice_axis} axis" if dims == 2 else ""
-    )
-    tensor = {"type": "image", "dtype": "float32", "is_patch_data": True, "spatial_shape": config.roi_size}
-    references = [*REFERENCES, QUICKNAT] if m.name == "densenet" else list(REFERENCES)
+    tensor = {
+        "type": "image",
+        "dtype": "float32",
+        "is_patch_data": True,
+        "spatial_shape": list(spec.inference.roi_size),
+    }
+    references = [*REFERENCES, QUICKNAT] if net.name == "densenet" else list(REFERENCES)
     eval_metrics = {f"val_dice_{k}": float(v) for k, v in dice.items()}
     if dice:
         eval_metrics["val_mean_dice"] = float(np.mean(list(dice.values())))
@@ -221,19 +216,20 @@ def metadata(config: Config, predictor: Predictor) -> dict:
         "pytorch_version": torch.__version__.split("+")[0],
         "numpy_version": np.__version__,
         "required_packages_version": _required_packages(),
-        "name": f"scseg {config.data.root.name} {dims}D {m.name} {m.se}",
+        "name": f"scseg {dataset} {net.spatial_dims}D {net.name} {net.options.get('se', '')}".strip(),
         "task": f"Segmentation of {', '.join(names)}",
         "description": (
-            f"A {how}, trained with scseg {__version__} on {config.data.root.name} "
-            f"(epoch {predictor.epoch}). Squeeze & excitation recalibration after Roy et al. 2018/2019."
+            f"A {_describe(spec)}, trained with scseg {spec.versions.get('scseg', '(version unrecorded)')} "
+            f"on {dataset} (epoch {loaded.epoch}). Squeeze & excitation recalibration after Roy et al. "
+            "2018/2019."
         ),
         "authors": "scseg developers",
         "copyright": "Copyright (c) scseg developers",
         "license": "Apache-2.0 for the bundle files; check the training data's licence before using the weights",
-        "data_source": str(config.data.root.name),
+        "data_source": dataset,
         "data_type": "nibabel",
-        "image_classes": f"{m.in_channels}-channel {modality} image, preprocessed as in configs/inference.json",
-        "label_classes": "; ".join(f"{v} is {n}" for v, n in zip(predictor.label_values, names, strict=True))
+        "image_classes": f"{net.in_channels}-channel {modality} image, preprocessed as in configs/inference.json",
+        "label_classes": "; ".join(f"{v} is {n}" for v, n in zip(values, names, strict=True))
         + "; 0 is background",
         "pred_classes": f"{len(names) + 1} channels (softmax): channel 0 background, "
         + ", ".join(f"{k + 1} {n}" for k, n in enumerate(names)),
@@ -246,16 +242,16 @@ def metadata(config: Config, predictor: Predictor) -> dict:
                     **tensor,
                     "format": fmt,
                     "modality": modality,
-                    "num_channels": m.in_channels,
+                    "num_channels": net.in_channels,
                     "value_range": [],
-                    "channel_def": {str(c): "image" for c in range(m.in_channels)},
+                    "channel_def": {str(c): "image" for c in range(net.in_channels)},
                 }
             },
             "outputs": {
                 "pred": {
                     **tensor,
                     "format": "segmentation",
-                    "num_channels": config.num_classes,
+                    "num_channels": net.out_channels,
                     "value_range": [0, 1],
                     "channel_def": {"0": "background", **{str(k + 1): n for k, n in enumerate(names)}},
                 }
@@ -264,11 +260,26 @@ def metadata(config: Config, predictor: Predictor) -> dict:
     }
 
 
-def export_bundle(run_dir: str | Path, out_dir: str | Path, torchscript: bool = False) -> Path:
-    """Write the MONAI bundle of a trained run to ``out_dir`` (replaced as a whole, atomically).
+def _check_destination(source: Path, out_dir: Path) -> None:
+    """Refuse a bundle folder inside the model's folder, one that contains the model (replacing it
+    would delete the model), or any existing non-empty folder (nothing is ever overwritten)."""
+    src, dst = source.resolve(), out_dir.resolve()
+    if source.is_dir() and dst.is_relative_to(src):
+        raise RunDirError(f"the bundle folder {out_dir} must not lie inside the run directory {source}")
+    if src.is_relative_to(dst):
+        raise RunDirError(f"the bundle folder {out_dir} contains the model {source}; choose another folder")
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise RunDirError(
+            f"{out_dir} already exists and is not an empty folder; export-bundle never overwrites: "
+            "choose a new folder or remove it first"
+        )
+
+
+def export_bundle(model: str | Path, out_dir: str | Path, torchscript: bool = False) -> Path:
+    """Write the MONAI bundle of a trained model to a new folder ``out_dir`` (atomically).
 
     Args:
-        run_dir: a run directory written by ``scseg train``.
+        model: a run directory written by ``scseg train``, or a lone checkpoint (``.pt``).
         out_dir: the bundle folder to write.
         torchscript: also write ``models/model.ts`` (traced, checked against the eager model).
 
@@ -276,33 +287,33 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path, torchscript: bool = 
         ``out_dir``.
 
     Raises:
-        RunDirError: ``run_dir`` is not a trained run, or ``out_dir`` is inside it.
+        RunDirError: ``model`` is not a trained model (or already a bundle), or ``out_dir`` is inside
+            it, contains it, or is an existing non-empty folder.
     """
-    run_dir, out_dir = Path(run_dir), Path(out_dir)
-    if is_bundle(run_dir):
-        raise RunDirError(f"{run_dir} is a MONAI bundle already; export-bundle takes a run directory")
-    predictor = Predictor(run_dir, device="cpu")
-    if out_dir.resolve().is_relative_to(run_dir.resolve()):
-        raise RunDirError(f"the bundle folder {out_dir} must not lie inside the run directory {run_dir}")
-    config = predictor.config
-    model = predictor.model
+    source, out_dir = Path(model), Path(out_dir)
+    if is_bundle(source):
+        raise RunDirError(f"{source} is a MONAI bundle already; export-bundle takes a run directory")
+    loaded = load_model(source)
+    _check_destination(source, out_dir)
+    spec = loaded.spec
+    network = load_network(spec.network, loaded.weights, str(loaded.weights_file))
     with AtomicDirectory(out_dir) as tmp:
-        (tmp / "configs").mkdir()
-        (tmp / "models").mkdir()
-        (tmp / "docs").mkdir()
-        meta = metadata(config, predictor)
-        (tmp / "configs" / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
-        infer = inference_config(config, model, predictor.label_values)
-        (tmp / "configs" / "inference.json").write_text(json.dumps(infer, indent=2) + "\n")
-        shutil.copyfile(run_dir / "config.yaml", tmp / BUNDLE_CONFIG)
-        torch.save(model.state_dict(), tmp / BUNDLE_WEIGHTS)
+        for folder in ("configs", "models", "docs"):
+            (tmp / folder).mkdir()
+        meta = metadata(loaded)
+        (tmp / BUNDLE_METADATA).write_text(json.dumps(meta, indent=2) + "\n")
+        (tmp / BUNDLE_INFERENCE).write_text(json.dumps(inference_config(spec, network), indent=2) + "\n")
+        write_model_spec(tmp / BUNDLE_MODEL_SPEC, spec)
+        if source.is_dir() and (source / RUN_CONFIG).is_file():  # the record of the training, not read back
+            shutil.copyfile(source / RUN_CONFIG, tmp / BUNDLE_TRAIN_CONFIG)
+        torch.save(network.state_dict(), tmp / BUNDLE_WEIGHTS)
         if torchscript:
-            _save_torchscript(model, config, tmp / "models" / "model.ts", meta)
-        (tmp / "docs" / "README.md").write_text(bundle_readme(meta, config, out_dir.name, torchscript))
+            _save_torchscript(network, spec, tmp / BUNDLE_TORCHSCRIPT, meta)
+        (tmp / BUNDLE_README).write_text(bundle_readme(meta, spec, out_dir.name, torchscript))
     return out_dir
 
 
-def _save_torchscript(model: torch.nn.Module, config: Config, path: Path, meta: dict) -> None:
+def _save_torchscript(model: torch.nn.Module, spec: ModelSpec, path: Path, meta: dict) -> None:
     """Trace with MONAI's helper, which also checks the traced outputs against the eager model.
 
     Tracing (not scripting): the SE blocks' size checks are plain Python. The trace is taken at the
@@ -313,7 +324,7 @@ def _save_torchscript(model: torch.nn.Module, config: Config, path: Path, meta: 
 
     from monai.networks.utils import convert_to_torchscript
 
-    example = torch.rand(1, config.model.in_channels, *config.roi_size)
+    example = torch.rand(1, spec.network.in_channels, *spec.inference.roi_size)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         convert_to_torchscript(

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from scseg.config.schema import Config
+from scseg.artefact.spec import ModelSpec
 
 
-def bundle_readme(meta: dict, config: Config, name: str, torchscript: bool) -> str:
+def bundle_readme(meta: dict, spec: ModelSpec, name: str, torchscript: bool) -> str:
     """Markdown for a person who received only the bundle folder."""
     out = meta["network_data_format"]["outputs"]["pred"]["channel_def"]
     labels = "\n".join(f"| {k} | {v} |" for k, v in out.items())
@@ -17,7 +17,7 @@ def bundle_readme(meta: dict, config: Config, name: str, torchscript: bool) -> s
         if torchscript
         else ""
     )
-    spatial = "x".join(str(s) for s in config.roi_size)
+    spatial = "x".join(str(s) for s in spec.inference.roi_size)
     return f"""# {meta["name"]}
 
 {meta["description"]}
@@ -26,10 +26,11 @@ def bundle_readme(meta: dict, config: Config, name: str, torchscript: bool) -> s
 
 ## Files
 - `configs/metadata.json`: versions, input/output format, label names (`channel_def`), references.
-- `configs/inference.json`: MONAI bundle inference workflow, the same preprocessing and inversion as
-  `scseg predict` (window {spatial}, sliding-window blending `{config.inference.blend}`, overlap
-  {config.inference.overlap}).
-- `configs/scseg_config.yaml`: the training config (scseg reads the bundle through it).
+- `configs/inference.json`: MONAI bundle inference workflow running scseg's own preprocessing,
+  inferer and inversion, i.e. exactly `scseg predict` (window {spatial}, blending
+  `{spec.inference.blend}`, overlap {spec.inference.overlap}).
+- `configs/scseg_model.yaml`: the model's description (network, preprocessing, inference, labels,
+  versions, provenance); scseg reads the bundle through it.
 - `models/model.pt`: the network's state dict.{ts}
 
 ## Labels (output channels)

@@ -10,7 +10,8 @@ import yaml
 from pydantic import ValidationError
 
 from scseg.config.schema import Config
-from scseg.data.paths import expand_data_vars
+from scseg.config.yaml_io import parse_yaml, read_yaml
+from scseg.paths import expand_data_vars
 from scseg.errors import ConfigError
 
 
@@ -35,10 +36,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     path = [p for p in key.strip().split(".") if p]
     if not path:
         raise ConfigError(f"--set {item!r}: empty key")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"--set {item!r}: cannot parse the value as YAML ({err})") from None
+    value = parse_yaml(raw, f"--set {item!r}: the value") if raw.strip() else None
     return path, value
 
 
@@ -65,8 +63,14 @@ def _resolve_paths(raw: dict, base: Path) -> None:
         data["root"] = str(root if root.is_absolute() else (base / root).resolve())
 
 
-def config_from_dict(raw: dict, source: str = "<config>", base: Path | None = None) -> Config:
-    """Validate a raw dict; relative ``data.root`` is resolved against ``base``."""
+def config_from_dict(
+    raw: dict, source: str = "<config>", base: Path | None = None, check_data: bool = True
+) -> Config:
+    """Validate a raw dict; relative ``data.root`` is resolved against ``base``.
+
+    ``check_data=False`` skips the check that ``data.root`` exists (reading the record of a training
+    that ran elsewhere).
+    """
     if not isinstance(raw, dict):
         raise ConfigError(
             f"{source}: the config must be a YAML mapping of sections, got {type(raw).__name__}"
@@ -76,7 +80,7 @@ def config_from_dict(raw: dict, source: str = "<config>", base: Path | None = No
         config = Config.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(_format_validation_error(source, err)) from None
-    if config.data.generate is None and not config.data.root.is_dir():
+    if check_data and config.data.generate is None and not config.data.root.is_dir():
         raise ConfigError(f"{source}: data.root: folder {config.data.root} does not exist")
     return config
 
@@ -99,10 +103,7 @@ def read_raw_config(path: Path, overrides: Iterable[str] = ()) -> dict:
     """The YAML mapping of a config file with ``--set`` overrides applied, not yet validated."""
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise ConfigError(f"{path}: cannot read YAML: {err}") from None
+    raw = read_yaml(path) or {}
     if isinstance(raw, dict):
         apply_overrides(raw, overrides)
     return raw

@@ -6,15 +6,26 @@ silently ignored. Paths are resolved against the config file's folder by :mod:`s
 
 from __future__ import annotations
 
-import math
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from scseg.nn.registry import check_model_options, create_model, model_class
 
 SliceAxis = Literal["sagittal", "coronal", "axial"]
 # RAS orientation: axis 0 = left-right (sagittal slices), 1 = posterior-anterior (coronal), 2 = inferior-superior (axial)
 SLICE_AXIS_INDEX = {"sagittal": 0, "coronal": 1, "axial": 2}
+
+
+DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
+
+
+def is_device_name(name: str) -> bool:
+    """Whether ``name`` is a device scseg accepts: auto, cpu, cuda or cuda:N."""
+    return re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(name).strip().lower()) is not None
 
 
 class Section(BaseModel):
@@ -139,26 +150,39 @@ class AugmentationConfig(Section):
     noise_std: float = Field(0.0, ge=0.0)
 
 
-class ModelConfig(Section):
-    name: Literal["unet", "sdnet", "densenet"] = "unet"
+class ModelConfig(BaseModel):
+    """The network: a registered architecture ``name`` plus its own options.
+
+    Every key besides ``name``, ``spatial_dims`` and ``in_channels`` is passed to the
+    architecture's constructor, whose signature and checks are the one declaration of what it
+    takes (:func:`scseg.nn.model_options`); a model added with :func:`scseg.nn.register_model` is
+    reachable from YAML the same way. Unset options keep the architecture's own defaults.
+    """
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+    name: str = Field("unet", description="a registered architecture: unet, sdnet, densenet, ...")
     spatial_dims: Literal[2, 3] | None = Field(None, description="defaults to the mode's; must agree with it")
     in_channels: int = Field(1, ge=1)
-    se: Literal["none", "cse", "sse", "scse", "pe"] = "scse"
-    se_reduction: int = Field(2, ge=1)
-    se_aggregation: Literal["max", "add", "mul", "concat"] = "max"
-    se_positions: list[Literal["encoder", "bottleneck", "decoder"]] = ["encoder", "bottleneck", "decoder"]
-    norm: Literal["batch", "instance"] = "instance"
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    base_features: int | None = Field(None, ge=1, description="unet: first-stage width")
-    features: int | list[int] | None = Field(None, description="unet: 5 widths; sdnet/densenet: one width")
-    depth: int | None = Field(None, ge=1, description="sdnet/densenet: number of stages")
-    kernel_size: int | None = Field(None, ge=1, description="sdnet/densenet: conv size")
 
-    def create_kwargs(self) -> dict:
-        """Keyword arguments for :func:`scseg.nn.create_model` (unset options keep their defaults)."""
-        kw = self.model_dump(exclude={"name", "spatial_dims", "in_channels"}, exclude_none=True)
-        kw["se_positions"] = tuple(kw["se_positions"])
-        return kw
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        model_class(v)  # ValueError with a "did you mean" for an unknown name
+        return v.lower()
+
+    @model_validator(mode="after")
+    def _known_options(self) -> ModelConfig:
+        check_model_options(self.name, self.options())
+        return self
+
+    def options(self) -> dict[str, Any]:
+        """The architecture's keyword arguments (everything but name, spatial_dims, in_channels)."""
+        return dict(self.model_extra or {})
+
+    def create_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`scseg.nn.create_model` (alias of :meth:`options`)."""
+        return self.options()
 
 
 class LossConfig(Section):
@@ -207,8 +231,8 @@ class TrainConfig(Section):
     @field_validator("device")
     @classmethod
     def _device(cls, v: str) -> str:
-        if v not in ("auto", "cpu", "cuda") and not (v.startswith("cuda:") and v[5:].isdigit()):
-            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {v!r}")
+        if not is_device_name(v):
+            raise ValueError(f"device must be {DEVICE_CHOICES}, got {v!r}")
         return v
 
 
@@ -241,18 +265,26 @@ class Config(Section):
                 f"model.spatial_dims={self.model.spatial_dims} disagrees with mode.type={self.mode.type!r}; "
                 "drop model.spatial_dims or make them agree"
             )
-        if self.model.se == "pe" and dims != 3:
-            raise ValueError("model.se='pe' (Project & Excite) needs mode.type='3d'")
-        depth = self.model.depth or 4
-        if self.model.norm == "instance" and math.prod(s // 2**depth for s in self.mode.patch_size) <= 1:
-            raise ValueError(
-                f"mode.patch_size {self.mode.patch_size} pools down to a single voxel after {depth} poolings, "
-                "which instance norm cannot normalise: enlarge one patch side to "
-                f">= {2 ** (depth + 1)} or set model.norm=batch"
-            )
+        self._check_network(dims)
         if self.inference.roi_size is not None and len(self.inference.roi_size) != dims:
             raise ValueError(f"inference.roi_size needs {dims} values, got {self.inference.roi_size}")
         return self
+
+    def _check_network(self, dims: int) -> None:
+        """Build the network on PyTorch's meta device (no memory, no compute): its constructor checks
+        its own options (e.g. ``se='pe'`` needs 3D), and it checks that the patch passes its poolings."""
+        m = self.model
+        try:
+            with torch.device("meta"):
+                net = create_model(m.name, dims, m.in_channels, self.num_classes, **m.options())
+        except ValueError as err:
+            raise ValueError(f"model: {err}") from None
+        check = getattr(net, "check_input_size", None)
+        if check is not None:
+            try:
+                check(self.mode.patch_size)
+            except ValueError as err:
+                raise ValueError(f"mode.patch_size {self.mode.patch_size} does not fit model: {err}") from None
 
     @property
     def spatial_dims(self) -> int:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scseg.config.schema import DataConfig
-from scseg.data.paths import expand_data_vars
+from scseg.paths import expand_data_vars
 from scseg.errors import DataError
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")

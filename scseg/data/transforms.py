@@ -39,7 +39,7 @@ from monai.transforms import (
     SqueezeDimd,
 )
 
-from scseg.config.schema import SLICE_AXIS_INDEX, Config
+from scseg.config.schema import SLICE_AXIS_INDEX, Config, PreprocessingConfig
 from scseg.data.checks import CheckImageLabeld, RemapLabelsd
 
 KEYS = ("image", "label")
@@ -55,21 +55,27 @@ TransformSpec = tuple[type[MapTransform], dict[str, Any]]
 
 
 def preprocessing_spec(
-    config: Config, keys: tuple[str, ...] = KEYS, load: bool = True
+    pre: PreprocessingConfig,
+    keys: tuple[str, ...] = KEYS,
+    load: bool = True,
+    label_values: list[int] | None = None,
+    num_classes: int | None = None,
 ) -> list[TransformSpec]:
     """The deterministic transforms as ``(class, keyword arguments)`` pairs.
 
-    One description serves both :func:`preprocessing` (which instantiates it) and the MONAI bundle
-    export (which writes it as ``{"_target_": ..., **kwargs}``), so an exported bundle replays
-    exactly what training cached and ``scseg predict`` replays. Arguments are plain JSON values.
+    One description serves training, :class:`~scseg.engine.predictor.Predictor` (which instantiate
+    it) and the MONAI bundle export (which writes it as ``{"_target_": ..., **kwargs}``), so an
+    exported bundle replays exactly what training cached and ``scseg predict`` replays. Arguments
+    are plain JSON values.
 
     Args:
-        config: the run's config.
+        pre: the preprocessing section (of a training config or a model artefact).
         keys: ``("image", "label")`` for training, ``("image",)`` for prediction.
         load: start by loading file names; ``False`` when the caller passes channel-first
             ``MetaTensor`` volumes that carry their affine (prediction reads DICOM itself).
+        label_values: with a ``label`` key: the source values remapped to 1..K.
+        num_classes: with a ``label`` key: background + structures, for the label check.
     """
-    pre = config.preprocessing
     keys_ = list(keys)
     has_label = "label" in keys
     ts: list[TransformSpec] = []
@@ -79,10 +85,10 @@ def preprocessing_spec(
     if pre.orientation:
         labels = [list(pair) for pair in RAS_LABELS]
         ts.append((Orientationd, {"keys": keys_, "axcodes": pre.orientation, "labels": labels}))
-    if has_label and config.data.label_values:
-        ts.append((RemapLabelsd, {"source_values": list(config.data.label_values)}))
+    if has_label and label_values:
+        ts.append((RemapLabelsd, {"source_values": list(label_values)}))
     if has_label:  # after reorientation: a label stored with flipped axes is still on the same grid
-        ts.append((CheckImageLabeld, {"num_classes": config.num_classes}))
+        ts.append((CheckImageLabeld, {"num_classes": num_classes}))
     if pre.spacing:
         modes = ["bilinear", "nearest"] if has_label else ["bilinear"]
         # float32 resampling: MONAI defaults to float64, which doubles the peak memory on a large CT
@@ -102,12 +108,22 @@ def preprocessing_spec(
     return ts
 
 
-def preprocessing(config: Config, keys: tuple[str, ...] = KEYS, load: bool = True) -> list[MapTransform]:
-    """Deterministic transforms: what training caches and prediction must replay (and invert).
+def preprocessing(
+    pre: PreprocessingConfig, keys: tuple[str, ...] = ("image",), load: bool = True
+) -> list[MapTransform]:
+    """Deterministic image transforms: what prediction replays (and inverts).
 
     Arguments as in :func:`preprocessing_spec`.
     """
-    return [cls(**kwargs) for cls, kwargs in preprocessing_spec(config, keys, load)]
+    return [cls(**kwargs) for cls, kwargs in preprocessing_spec(pre, keys, load)]
+
+
+def training_preprocessing(config: Config) -> list[MapTransform]:
+    """Deterministic image + label transforms of a training config: what ``CacheDataset`` caches."""
+    spec = preprocessing_spec(
+        config.preprocessing, KEYS, True, config.data.label_values, config.num_classes
+    )
+    return [cls(**kwargs) for cls, kwargs in spec]
 
 
 def _sampling(config: Config) -> list[MapTransform]:
@@ -168,7 +184,7 @@ def train_transforms(config: Config) -> Compose:
     """Deterministic preprocessing, then random sampling and augmentation (one list per sample)."""
     return Compose(
         [
-            *preprocessing(config),
+            *training_preprocessing(config),
             *_sampling(config),
             *_augmentation(config),
             EnsureTyped(KEYS, track_meta=False),
@@ -178,4 +194,4 @@ def train_transforms(config: Config) -> Compose:
 
 def validation_transforms(config: Config) -> Compose:
     """Deterministic preprocessing only: validation runs on whole volumes."""
-    return Compose(preprocessing(config))
+    return Compose(training_preprocessing(config))

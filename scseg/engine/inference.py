@@ -1,14 +1,20 @@
-"""Whole-volume prediction: MONAI sliding windows in 3D, slice-wise (as windows) in 2D."""
+"""Whole-volume prediction: MONAI sliding windows in 3D, slice-wise (as windows) in 2D.
+
+:class:`ScsegInferer` is the one inferer: ``scseg predict``, validation during training, the MONAI
+Label app and exported MONAI bundles (``configs/inference.json`` names it by ``_target_``) all run it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
-from monai.inferers import SlidingWindowInferer
+from monai.inferers import Inferer, SlidingWindowInferer
 from torch import nn
 
-from scseg.config.schema import SLICE_AXIS_INDEX, Config
+from scseg.artefact.spec import ModelSpec
+from scseg.config.schema import SLICE_AXIS_INDEX
 
 
 class SliceWise(nn.Module):
@@ -22,69 +28,106 @@ class SliceWise(nn.Module):
         return self.net(x.squeeze(self.axis + 2)).unsqueeze(self.axis + 2)
 
 
-def make_inferer(
-    config: Config, slice_axis: str | None = None, sw_device: torch.device | None = None
-) -> tuple[SlidingWindowInferer, int | None]:
-    """The sliding-window inferer for a config, and the slice axis index for 2D models (else None).
-
-    2D models predict every slice: windows are one voxel thick along the slice axis and overlap
-    only in-plane, so MONAI's inferer does the tiling, padding and Gaussian blending for both.
-    Windows run on ``sw_device`` while the blended output stays on the input's device, so a GPU
-    only ever holds ``sw_batch_size`` windows.
-    """
-    roi = config.roi_size
-    overlap: float | list[float] = config.inference.overlap
-    axis = None
-    if config.spatial_dims == 2:
-        axis = SLICE_AXIS_INDEX[slice_axis or config.mode.slice_axis]
-        roi = list(roi)
-        roi.insert(axis, 1)
-        overlap = [config.inference.overlap] * 3
-        overlap[axis] = 0.0
-    inferer = SlidingWindowInferer(
-        roi_size=roi,
-        sw_batch_size=config.inference.sw_batch_size,
-        overlap=overlap,
-        mode=config.inference.blend,
-        sw_device=sw_device,
-        progress=False,
-    )
-    return inferer, axis
-
-
 def softmax_(logits: torch.Tensor) -> torch.Tensor:
     """Softmax over dim 1 in place: a whole-volume softmax would otherwise double the peak memory."""
     logits.sub_(logits.amax(dim=1, keepdim=True)).exp_()
     return logits.div_(logits.sum(dim=1, keepdim=True))
 
 
-@torch.no_grad()
-def predict_probabilities(
-    model: nn.Module,
-    image: torch.Tensor,
-    config: Config,
-    slice_axis: str | None = None,
-    views: Sequence[str] | None = None,
-    sw_device: torch.device | None = None,
-) -> torch.Tensor:
-    """Softmax probabilities (N, K, *spatial) for a preprocessed batch ``image`` (N, C, *spatial).
+class ScsegInferer(Inferer):
+    """Softmax probabilities ``(N, K, *spatial)`` of a network over whole preprocessed volumes.
+
+    3D networks run on MONAI sliding windows; 2D networks run on every slice along ``slice_axis``
+    as windows one voxel thick that overlap only in-plane, so MONAI's inferer does the tiling,
+    padding and Gaussian blending for both. Windows run on ``sw_device`` while the blended output
+    stays on the input's device, so a GPU only ever holds ``sw_batch_size`` windows.
 
     Args:
-        model: the network (in eval mode).
-        image: the preprocessed batch, on the device where the whole-volume output may live.
-        config: the run's config (roi, overlap, blending, 2D/3D).
-        slice_axis: 2D models only: the slicing axis (default: the training axis).
-        views: 2D models only: several slicing axes whose probabilities are averaged
-            (QuickNAT-style view aggregation); overrides ``slice_axis``.
-        sw_device: where the windows run (default: the image's device).
+        spatial_dims: the network's (2 or 3); inputs are always 3D volumes.
+        roi_size: window size, ``spatial_dims`` values (2D: in-plane).
+        overlap: window overlap in [0, 1).
+        sw_batch_size: windows per forward pass.
+        blend: ``gaussian`` or ``constant``.
+        slice_axis: 2D: ``sagittal``, ``coronal`` or ``axial``.
+        views: 2D: several slice axes whose probabilities are averaged (overrides ``slice_axis``).
+        sw_device: where the windows run (default: the input's device).
+
+    Example:
+        >>> from scseg.nn import create_model
+        >>> net = create_model("unet", 2, 1, 3, base_features=4).eval()
+        >>> inferer = ScsegInferer(2, [16, 16], slice_axis="axial")
+        >>> inferer(torch.randn(1, 1, 20, 18, 5), net).shape
+        torch.Size([1, 3, 20, 18, 5])
     """
-    axes: list[str | None] = list(views) if views else [slice_axis]
-    total: torch.Tensor | None = None
-    for view in axes:
-        inferer, axis = make_inferer(config, view, sw_device)
-        network = SliceWise(model, axis) if axis is not None else model
-        probs = softmax_(inferer(image, network).float())
-        total = probs if total is None else total.add_(probs)
-        del probs
-    assert total is not None
-    return total.div_(len(axes)) if len(axes) > 1 else total
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        roi_size: Sequence[int],
+        overlap: float = 0.5,
+        sw_batch_size: int = 4,
+        blend: str = "gaussian",
+        slice_axis: str = "coronal",
+        views: Sequence[str] | None = None,
+        sw_device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__()
+        if spatial_dims not in (2, 3):
+            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims!r}")
+        if len(roi_size) != spatial_dims:
+            raise ValueError(f"roi_size needs {spatial_dims} values, got {list(roi_size)}")
+        axes = list(views) if views else [slice_axis]
+        unknown = [a for a in axes if a not in SLICE_AXIS_INDEX]
+        if unknown:
+            raise ValueError(f"unknown slice axis/view {unknown}; expected some of {list(SLICE_AXIS_INDEX)}")
+        self.spatial_dims = spatial_dims
+        self.axes: list[int | None] = [SLICE_AXIS_INDEX[a] for a in axes] if spatial_dims == 2 else [None]
+        self.inferers = [self._windows(list(roi_size), overlap, sw_batch_size, blend, a, sw_device) for a in self.axes]
+
+    @staticmethod
+    def _windows(
+        roi: list[int], overlap: float, sw_batch_size: int, blend: str, axis: int | None, sw_device: Any
+    ) -> SlidingWindowInferer:
+        overlaps: float | list[float] = overlap
+        if axis is not None:  # one slice thick along the axis, no overlap across slices
+            roi.insert(axis, 1)
+            overlaps = [overlap] * 3
+            overlaps[axis] = 0.0
+        return SlidingWindowInferer(
+            roi_size=roi,
+            sw_batch_size=sw_batch_size,
+            overlap=overlaps,
+            mode=blend,
+            sw_device=sw_device,
+            progress=False,
+        )
+
+    @torch.no_grad()
+    def __call__(self, inputs: torch.Tensor, network: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """Probabilities (float32, softmax over classes) for a batch of preprocessed volumes."""
+        total: torch.Tensor | None = None
+        for axis, inferer in zip(self.axes, self.inferers, strict=True):
+            net = SliceWise(network, axis) if axis is not None else network
+            probs = softmax_(inferer(inputs, net, *args, **kwargs).float())
+            total = probs if total is None else total.add_(probs)
+            del probs
+        assert total is not None
+        return total.div_(len(self.axes)) if len(self.axes) > 1 else total
+
+
+def inferer_args(spec: ModelSpec) -> dict[str, Any]:
+    """:class:`ScsegInferer`'s arguments for a model, as plain JSON values (the bundle writes them)."""
+    inference = spec.inference
+    return {
+        "spatial_dims": spec.spatial_dims,
+        "roi_size": list(inference.roi_size),
+        "overlap": inference.overlap,
+        "sw_batch_size": inference.sw_batch_size,
+        "blend": inference.blend,
+        "slice_axis": spec.mode.slice_axis,
+    }
+
+
+def inferer_for(spec: ModelSpec, views: Sequence[str] | None = None, sw_device: Any = None) -> ScsegInferer:
+    """The :class:`ScsegInferer` of a model (optionally averaging several 2D ``views``)."""
+    return ScsegInferer(**inferer_args(spec), views=views, sw_device=sw_device)

@@ -1,4 +1,4 @@
-"""A trained run directory, ready to segment volumes on their own voxel grid.
+"""A trained model artefact, ready to segment volumes on their own voxel grid.
 
 The run's deterministic preprocessing (orientation, spacing, intensity, foreground crop) is replayed
 exactly as in training with MONAI's transforms, the network runs on the preprocessed volume, and the
@@ -17,14 +17,13 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import Compose
 
-from scseg.config import load_config
-from scseg.config.schema import SLICE_AXIS_INDEX, Config
+from scseg.artefact import LoadedModel, ModelSpec, load_model, load_network
+from scseg.config.schema import SLICE_AXIS_INDEX
 from scseg.data.transforms import preprocessing
-from scseg.engine.checkpoint import load_checkpoint
-from scseg.engine.inference import predict_probabilities
+from scseg.engine.device import resolve_device
+from scseg.engine.inference import inferer_for
 from scseg.engine.resample import probabilities_to_labels
-from scseg.engine.trainer import build_model, resolve_device
-from scseg.errors import ConfigError, RunDirError, ScsegError
+from scseg.errors import ConfigError, ScsegError
 
 
 @dataclass
@@ -34,50 +33,6 @@ class Prediction:
 
     labels: nib.Nifti1Image
     probabilities: nib.Nifti1Image | None = None
-
-
-def find_checkpoint(run_dir: Path) -> Path:
-    """``checkpoints/best.pt`` (best validation Dice), else ``checkpoints/last.pt``."""
-    for name in ("best.pt", "last.pt"):
-        path = run_dir / "checkpoints" / name
-        if path.is_file():
-            return path
-    raise RunDirError(
-        f"{run_dir} is not a trained run directory: expected checkpoints/best.pt or checkpoints/last.pt "
-        "(written by `scseg train --out RUN_DIR`)"
-    )
-
-
-# where `scseg export-bundle` keeps the run's config inside a MONAI bundle
-BUNDLE_CONFIG = Path("configs") / "scseg_config.yaml"
-BUNDLE_WEIGHTS = Path("models") / "model.pt"
-
-
-def is_bundle(path: Path) -> bool:
-    """A MONAI bundle folder (``configs/metadata.json``)."""
-    return (path / "configs" / "metadata.json").is_file()
-
-
-def _load_source(path: Path) -> tuple[Path, Path, dict]:
-    """(config file, weights file, {"model": state dict, "label_names": ...}) of a run dir or bundle."""
-    if is_bundle(path):
-        config_path, weights = path / BUNDLE_CONFIG, path / BUNDLE_WEIGHTS
-        if not config_path.is_file():
-            raise RunDirError(
-                f"{path} is a MONAI bundle but not one exported by scseg: {BUNDLE_CONFIG} is missing "
-                "(export run directories with `scseg export-bundle RUN_DIR OUT_DIR`)"
-            )
-        if not weights.is_file():
-            raise RunDirError(f"bundle {path} has no {BUNDLE_WEIGHTS}")
-        return config_path, weights, {"model": load_checkpoint(weights)}
-    config_path = path / "config.yaml"
-    if not config_path.is_file():
-        raise RunDirError(
-            f"{path} is neither a run directory ({config_path} does not exist) nor a MONAI bundle "
-            "(configs/metadata.json)"
-        )
-    weights = find_checkpoint(path)
-    return config_path, weights, load_checkpoint(weights)
 
 
 PRECISIONS = ("auto", "float32", "bfloat16")
@@ -101,11 +56,14 @@ def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
 
 
 class Predictor:
-    """Segment volumes with the model of a run directory.
+    """Segment volumes with a trained model.
+
+    Reads only the model artefact (:func:`scseg.artefact.load_model`): never the training config or
+    the training data, so it runs on any machine the model is copied to.
 
     Args:
-        run_dir: a directory written by ``scseg train`` (``config.yaml`` + ``checkpoints/``), or a
-            bundle written by ``scseg export-bundle``.
+        model: a run directory written by ``scseg train``, a bundle written by ``scseg export-bundle``,
+            or a lone checkpoint (``.pt``) written by either.
         device: ``auto`` (CUDA if available), ``cpu``, ``cuda`` or ``cuda:N``.
         precision: the network's arithmetic. ``auto``: float16 autocast on CUDA, bfloat16 autocast
             on CPUs with native bf16 instructions (see :func:`cpu_has_native_bf16`), float32
@@ -119,33 +77,26 @@ class Predictor:
         True
     """
 
-    def __init__(self, run_dir: str | Path, device: str = "auto", precision: str = "auto") -> None:
+    def __init__(self, model: str | Path | LoadedModel, device: str = "auto", precision: str = "auto") -> None:
         if precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        self.run_dir = Path(run_dir)
-        config_path, self.checkpoint, state = _load_source(self.run_dir)
-        self.config: Config = load_config(config_path)
+            raise ConfigError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
         self.device = resolve_device(device)
+        self.artefact = model if isinstance(model, LoadedModel) else load_model(model)
+        self.run_dir = self.artefact.source
+        self.checkpoint = self.artefact.weights_file
+        self.spec: ModelSpec = self.artefact.spec
         self.autocast_dtype = autocast_dtype(self.device, precision)
-        self.model = build_model(self.config)
-        try:
-            self.model.load_state_dict(state["model"])
-        except (KeyError, RuntimeError) as err:
-            raise RunDirError(
-                f"{self.checkpoint} does not hold weights for the model in {config_path} ({err})"
-            ) from None
-        self.model.to(self.device).eval()
-        self.label_names: list[str] = list(state.get("label_names") or self.config.data.structure_names)
-        # what training recorded with the weights (run dirs only): epoch and validation Dice
-        self.epoch: int | None = state.get("epoch")
-        self.validation_dice: dict[str, float] = dict(state.get("dice") or {})
-        values = self.config.data.label_values or range(1, len(self.label_names) + 1)
-        self.label_values: list[int] = [int(v) for v in values]
-        self._pre = Compose(preprocessing(self.config, keys=("image",), load=False))
+        self.model = load_network(self.spec.network, self.artefact.weights, str(self.checkpoint)).to(self.device)
+        self.label_names: list[str] = list(self.spec.labels.names)
+        self.label_values: list[int] = list(self.spec.labels.values)
+        # what training recorded with the weights: epoch and validation Dice
+        self.epoch: int | None = self.artefact.epoch
+        self.validation_dice: dict[str, float] = self.artefact.validation_dice
+        self._pre = Compose(preprocessing(self.spec.preprocessing, keys=("image",), load=False))
 
     @property
     def spatial_dims(self) -> int:
-        return self.config.spatial_dims
+        return self.spec.spatial_dims
 
     def check_views(self, views: list[str] | None) -> list[str] | None:
         """Validate ``--views``: slicing axes for 2D models only."""
@@ -188,9 +139,8 @@ class Predictor:
         batch = pre.as_tensor()[None]
         dtype = self.autocast_dtype
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
-            probs = predict_probabilities(
-                self.model, batch, self.config, views=self.check_views(views), sw_device=self.device
-            )[0]
+            inferer = inferer_for(self.spec, views=self.check_views(views), sw_device=self.device)
+            probs = inferer(batch, self.model)[0]
         del batch
         labels, probs_out = probabilities_to_labels(
             probs, pre.affine.numpy(), image.affine, image.shape[:3], self.label_values, probabilities

@@ -11,11 +11,15 @@ result equals MONAI's inverse (``tests/engine/test_resample.py``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from monai.config import KeysCollection
+from monai.data import MetaTensor
+from monai.transforms import MapTransform
 
 
 def _integer_mapping(mapping: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -144,3 +148,39 @@ def _copy_slab(
     picked = picked.permute(0, *[1 + o for o in order])
     slab[:, dst_index[0][:, None, None], dst_index[1][None, :, None], dst_index[2][None, None, :]] = picked
     return slab
+
+
+class ToInputGridd(MapTransform):
+    """Probabilities on the network's grid -> the label map on the loaded image's own grid.
+
+    The post-processing step of exported MONAI bundles: the same :func:`probabilities_to_labels`
+    that ``scseg predict`` runs, reading the two grids from the image ``MetaTensor`` that MONAI's
+    ``LoadImaged`` and the preprocessing produced (its ``affine`` is the network grid's, its
+    ``original_affine`` and ``spatial_shape`` the file's).
+
+    Args:
+        keys: the probabilities' key (``pred``), replaced by a (1, X, Y, Z) label map.
+        image_key: the preprocessed image's key.
+        label_values: the value written for each foreground class 1..K-1.
+    """
+
+    def __init__(self, keys: KeysCollection, label_values: Sequence[int], image_key: str = "image") -> None:
+        super().__init__(keys)
+        self.label_values, self.image_key = [int(v) for v in label_values], image_key
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        image = d[self.image_key]
+        if not isinstance(image, MetaTensor) or "original_affine" not in image.meta:
+            raise ValueError(f"{self.image_key!r} must be a MetaTensor loaded by LoadImaged (original_affine)")
+        target_affine = np.asarray(image.meta["original_affine"], dtype=np.float64)
+        target_shape = [int(s) for s in image.meta["spatial_shape"]][:3]
+        for key in self.key_iterator(d):
+            labels, _ = probabilities_to_labels(
+                d[key], image.affine.numpy(), target_affine, target_shape, self.label_values
+            )
+            meta = {k: v for k, v in image.meta.items() if k not in ("affine", "original_affine")}
+            d[key] = MetaTensor(
+                torch.from_numpy(labels)[None], affine=torch.as_tensor(target_affine), meta=meta
+            )
+        return d

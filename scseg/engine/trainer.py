@@ -6,33 +6,40 @@ import contextlib
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import nibabel as nib
 import torch
 from monai.utils import set_determinism
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from scseg import __version__
+from scseg.artefact import (
+    Checkpoint,
+    ModelSpec,
+    Provenance,
+    TrainingState,
+    build_network,
+    load_checkpoint,
+    save_checkpoint,
+    write_model_spec,
+)
+from scseg.artefact.layout import BEST_CHECKPOINT, LAST_CHECKPOINT, MODEL_SPEC, RUN_CONFIG
+from scseg.artefact.spec import DataFingerprint, fingerprint, now
 from scseg.config.load import dump_config
 from scseg.config.schema import Config
-from scseg.data.loaders import build_loaders, root_cause
-from scseg.engine.checkpoint import (
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
+from scseg.data.loaders import Loaders, build_loaders, root_cause
+from scseg.engine.device import resolve_device
 from scseg.engine.distributed import DistInfo, barrier, broadcast_flag, cleanup, init_distributed, mean_across
 from scseg.engine.losses import build_loss
+from scseg.engine.rng import rng_state, set_rng_state
 from scseg.engine.run_log import RunLog
 from scseg.engine.schedule import ProgressScheduler
 from scseg.engine.validation import validate
 from scseg.errors import RunDirError, ScsegError
-from scseg.io.atomic import atomic_write_bytes
-from scseg.nn import create_model
+from scseg.io.atomic import write_text_atomic
 
 
 @dataclass
@@ -42,21 +49,6 @@ class TrainResult:
     best_dice: float
     final_dice: dict[str, float]
     stopped_by_time: bool
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ScsegError(f"train.device={name!r} but CUDA is not available here; use 'auto' or 'cpu'")
-    return device
-
-
-def build_model(config: Config) -> nn.Module:
-    """The network a config describes (also used by prediction and export)."""
-    m = config.model
-    return create_model(m.name, config.spatial_dims, m.in_channels, config.num_classes, **m.create_kwargs())
 
 
 def _optimizer(config: Config, params) -> torch.optim.Optimizer:
@@ -70,25 +62,49 @@ def _optimizer(config: Config, params) -> torch.optim.Optimizer:
 
 
 def _check_run_dir(run_dir: Path, resume: bool) -> None:
-    last = run_dir / "checkpoints" / "last.pt"
+    last = run_dir / LAST_CHECKPOINT
     if resume and not last.is_file():
         raise RunDirError(
-            f"--resume: {run_dir} holds no checkpoints/last.pt to resume from"
+            f"--resume: {run_dir} holds no {LAST_CHECKPOINT} to resume from"
             + ("" if run_dir.is_dir() else " (the folder does not exist)")
         )
     if not resume and last.exists():
         raise RunDirError(
-            f"{run_dir} already holds a training run (checkpoints/last.pt). Pass --resume to continue it, "
+            f"{run_dir} already holds a training run ({LAST_CHECKPOINT}). Pass --resume to continue it, "
             "or choose a new --out folder; existing checkpoints are never overwritten"
         )
 
 
+@dataclass
+class _Session:
+    """What one training holds while it runs (built by :meth:`Trainer.set_up`)."""
+
+    loaders: Loaders
+    model: nn.Module  # the bare network: validation and checkpoints use it
+    net: nn.Module  # what the training forward runs (DDP and/or compiled around ``model``)
+    loss_fn: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: ProgressScheduler
+    scaler: torch.amp.GradScaler
+    spec: ModelSpec
+    log: RunLog | None
+    epoch: int = 0  # epochs completed
+    global_step: int = 0
+    elapsed_before: float = 0.0  # seconds trained before this process (resume)
+    best: float = -1.0
+    started: float = field(default_factory=time.monotonic)
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.monotonic() - self.started
+
+
 class Trainer:
-    """Trains ``config`` into ``run_dir``. Use :func:`train`; the class holds the loop's state."""
+    """Trains ``config`` into ``run_dir``. Use :func:`train`; the class holds the loop's steps:
+    :meth:`set_up` (and :meth:`resume`), :meth:`train_epoch`, :meth:`validate`, :meth:`save`."""
 
     def __init__(self, config: Config, run_dir: Path, resume: bool = False) -> None:
-        self.config, self.run_dir, self.resume = config, Path(run_dir), resume
-        self.device = resolve_device(config.train.device)
+        self.config, self.run_dir, self.resume_run = config, Path(run_dir), resume
+        self.device = resolve_device(config.train.device, "train.device")
         self.dist: DistInfo = init_distributed(self.device)
         if self.device.type == "cuda" and self.dist.enabled:
             self.device = torch.device("cuda", self.dist.local_rank)
@@ -96,142 +112,182 @@ class Trainer:
         if self.device.type == "cpu" and config.train.num_threads:
             torch.set_num_threads(config.train.num_threads)
         self.main = self.dist.is_main
+        self.use_amp = config.train.amp and self.device.type == "cuda"
 
     def run(self) -> TrainResult:
         cfg = self.config
-        _check_run_dir(self.run_dir, self.resume)
+        session = self.set_up()
+        dice: dict[str, float] = {}
+        stopped_by_time, start_epoch = False, session.epoch
+        for epoch in range(start_epoch, cfg.train.max_epochs):
+            train_loss, stopped_by_time = self.train_epoch(session, epoch)
+            session.epoch = epoch + 1
+            last_epoch = stopped_by_time or session.epoch == cfg.train.max_epochs
+            if session.log:
+                session.log.log_train(session.epoch, train_loss, session.optimizer.param_groups[0]["lr"])
+            if session.epoch % cfg.train.val_interval == 0 or last_epoch:
+                dice = self.validate(session, train_loss)
+            self.save(session, dice)
+            if stopped_by_time:
+                break
+        if session.log:
+            session.log.close()
+        return TrainResult(self.run_dir, session.epoch, session.best, dice, stopped_by_time)
+
+    def set_up(self) -> _Session:
+        """Data, network, optimisation; the run directory's config.yaml and model.yaml; resume state."""
+        cfg = self.config
+        _check_run_dir(self.run_dir, self.resume_run)
         set_determinism(seed=cfg.train.seed + self.dist.rank)
         loaders = build_loaders(cfg, self.dist.rank, self.dist.world_size, show_progress=self.main)
-        model = build_model(cfg).to(self.device)
+        spec = ModelSpec.from_config(cfg, Provenance(trained_at=now(), data=_fingerprint(cfg, loaders)))
+        model = build_network(spec.network).to(self.device)
         net: nn.Module = DistributedDataParallel(model) if self.dist.enabled else model
         if cfg.train.compile:
             net = torch.compile(net)  # the training forward; validation and checkpoints use `model`
-        loss_fn = build_loss(cfg, [str(c.label) for c in loaders.train_cases]).to(self.device)
         optimizer = _optimizer(cfg, model.parameters())
-        steps_per_epoch = len(loaders.train)
         time_limit_s = cfg.train.time_limit_minutes * 60 if cfg.train.time_limit_minutes else None
-        scheduler = ProgressScheduler(
-            optimizer, cfg.scheduler, cfg.train.max_epochs * steps_per_epoch, time_limit_s
+        session = _Session(
+            loaders=loaders,
+            model=model,
+            net=net,
+            loss_fn=build_loss(cfg, [str(c.label) for c in loaders.train_cases]).to(self.device),
+            optimizer=optimizer,
+            scheduler=ProgressScheduler(
+                optimizer, cfg.scheduler, cfg.train.max_epochs * len(loaders.train), time_limit_s
+            ),
+            scaler=torch.amp.GradScaler("cuda", enabled=self.use_amp),
+            spec=spec,
+            log=RunLog(self.run_dir, cfg.data.structure_names, tensorboard=True) if self.main else None,
         )
-        use_amp = cfg.train.amp and self.device.type == "cuda"
-        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-        names = cfg.data.structure_names
-        log = RunLog(self.run_dir, names, tensorboard=self.main) if self.main else None
-
-        start_epoch, global_step, elapsed_before, best = 0, 0, 0.0, -1.0
-        if self.resume:
-            state = load_checkpoint(self.run_dir / "checkpoints" / "last.pt")
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            scaler.load_state_dict(state["scaler"])
-            start_epoch, global_step = state["epoch"], state["global_step"]
-            elapsed_before, best = state["elapsed_s"], state["best_dice"]
-            set_rng_state(state["rng"])
-            if log:
-                log.resume(start_epoch)
-        if self.main:  # the resolved config, including --set overrides given on resume
+        if self.resume_run:
+            self.resume(session)
+        if self.main:  # the resolved config (a record, incl. --set overrides on resume) and the artefact
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(self.run_dir / "config.yaml", lambda f: f.write(dump_config(cfg).encode()))
+            write_text_atomic(self.run_dir / RUN_CONFIG, dump_config(cfg))
+            write_model_spec(self.run_dir / MODEL_SPEC, spec)
+        barrier(self.dist)
+        session.started = time.monotonic()
+        return session
+
+    def resume(self, session: _Session) -> None:
+        """Continue from ``last.pt``: weights, optimiser, schedule, step counters and RNG states."""
+        checkpoint = load_checkpoint(self.run_dir / LAST_CHECKPOINT)
+        state = checkpoint.training
+        if state is None:
+            raise RunDirError(f"--resume: {self.run_dir / LAST_CHECKPOINT} holds no training state")
+        session.model.load_state_dict(checkpoint.model)
+        session.optimizer.load_state_dict(state.optimizer)
+        session.scheduler.load_state_dict(state.scheduler)
+        session.scaler.load_state_dict(state.scaler)
+        session.epoch, session.global_step = int(checkpoint.epoch or 0), state.global_step
+        session.elapsed_before, session.best = state.elapsed_s, state.best_dice
+        set_rng_state(state.rng)
+        if session.log:
+            session.log.resume(session.epoch)
+
+    def train_epoch(self, session: _Session, epoch: int) -> tuple[float, bool]:
+        """One pass over the training data; returns (mean loss, whether the time limit stopped it)."""
+        cfg, s = self.config, session
+        # reseed the random transforms per epoch so a resumed run samples what the original would
+        s.loaders.train_dataset.transform.set_random_state(seed=cfg.train.seed + 1000 * epoch + self.dist.rank)
+        if s.loaders.sampler is not None:
+            s.loaders.sampler.set_epoch(epoch)
+        s.net.train()
+        total, count, stopped = 0.0, 0, False
+        time_limit_s = s.scheduler.time_limit_s
+        bar = tqdm(
+            s.loaders.train,
+            desc=f"epoch {epoch + 1}/{cfg.train.max_epochs}",
+            disable=not self.main,
+            leave=False,
+            dynamic_ncols=True,
+            mininterval=0.5 if sys.stderr.isatty() else 30.0,  # keep CI logs readable
+        )
+        for batch in bar:
+            lr = s.scheduler.step(s.global_step, s.elapsed())
+            loss = self._step(s, batch, epoch)
+            s.global_step += 1
+            total, count = total + loss, count + 1
+            bar.set_postfix(loss=f"{total / count:.4f}", lr=f"{lr:.2e}", refresh=False)
+            if time_limit_s and broadcast_flag(s.elapsed() >= time_limit_s, self.dist):
+                stopped = True
+                break
+        bar.close()
+        return mean_across(total / max(count, 1), self.dist), stopped
+
+    def _step(self, s: _Session, batch: dict, epoch: int) -> float:
+        image = batch["image"].to(self.device, non_blocking=True)
+        label = batch["label"].to(self.device, non_blocking=True)
+        s.optimizer.zero_grad(set_to_none=True)
+        autocast = torch.autocast("cuda", dtype=torch.float16) if self.use_amp else contextlib.nullcontext()
+        with autocast:
+            loss = s.loss_fn(s.net(image), label)
+        if not torch.isfinite(loss):
+            raise ScsegError(f"training diverged at epoch {epoch + 1} (loss {loss.item()}); lower optimizer.lr")
+        s.scaler.scale(loss).backward()
+        s.scaler.unscale_(s.optimizer)
+        nn.utils.clip_grad_norm_(s.model.parameters(), 12.0)
+        s.scaler.step(s.optimizer)
+        s.scaler.update()
+        return float(loss.detach())
+
+    def validate(self, s: _Session, train_loss: float) -> dict[str, float]:
+        """Dice per structure on the validation volumes (every rank its share); logs it and keeps
+        ``best.pt`` when the mean improved."""
+        dice = validate(s.model, s.loaders.val, self.config, self.device)
+        if s.log:
+            row = s.log.log_validation(s.epoch, train_loss, dice, s.elapsed() / 60)
+            mean = row["mean_dice"]
+            tqdm.write(
+                f"epoch {s.epoch}: loss {train_loss:.4f}, mean Dice {mean:.4f} "
+                + " ".join(f"{n}={d:.3f}" for n, d in dice.items())
+            )
+            if not math.isnan(mean) and mean > s.best:
+                s.best = mean
+                save_checkpoint(self.run_dir / BEST_CHECKPOINT, self._checkpoint(s, dice))
+        return dice
+
+    def save(self, s: _Session, dice: dict[str, float]) -> None:
+        """``last.pt``: the weights with the training state, so ``--resume`` continues from here."""
+        if self.main:
+            training = TrainingState(
+                optimizer=s.optimizer.state_dict(),
+                scheduler=s.scheduler.state_dict(),
+                scaler=s.scaler.state_dict(),
+                global_step=s.global_step,
+                elapsed_s=s.elapsed(),
+                best_dice=s.best,
+                rng=rng_state(),
+            )
+            save_checkpoint(self.run_dir / LAST_CHECKPOINT, self._checkpoint(s, dice, training))
         barrier(self.dist)
 
-        t0 = time.monotonic()
-        elapsed = lambda: elapsed_before + time.monotonic() - t0  # noqa: E731
-        dice: dict[str, float] = {}
-        stopped_by_time, epoch = False, start_epoch
-        for epoch in range(start_epoch, cfg.train.max_epochs):
-            # reseed the random transforms per epoch so a resumed run samples what the original would
-            loaders.train_dataset.transform.set_random_state(
-                seed=cfg.train.seed + 1000 * epoch + self.dist.rank
-            )
-            if loaders.sampler is not None:
-                loaders.sampler.set_epoch(epoch)
-            net.train()
-            total, count = 0.0, 0
-            bar = tqdm(
-                loaders.train,
-                desc=f"epoch {epoch + 1}/{cfg.train.max_epochs}",
-                disable=not self.main,
-                leave=False,
-                dynamic_ncols=True,
-                mininterval=0.5 if sys.stderr.isatty() else 30.0,  # keep CI logs readable
-            )
-            for batch in bar:
-                lr = scheduler.step(global_step, elapsed())
-                image = batch["image"].to(self.device, non_blocking=True)
-                label = batch["label"].to(self.device, non_blocking=True)
-                optimizer.zero_grad(set_to_none=True)
-                autocast = (
-                    torch.autocast("cuda", dtype=torch.float16) if use_amp else contextlib.nullcontext()
-                )
-                with autocast:
-                    loss = loss_fn(net(image), label)
-                if not torch.isfinite(loss):
-                    raise ScsegError(
-                        f"training diverged at epoch {epoch + 1} (loss {loss.item()}); lower optimizer.lr"
-                    )
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), 12.0)
-                scaler.step(optimizer)
-                scaler.update()
-                global_step += 1
-                total, count = total + float(loss.detach()), count + 1
-                bar.set_postfix(loss=f"{total / count:.4f}", lr=f"{lr:.2e}", refresh=False)
-                if time_limit_s and broadcast_flag(elapsed() >= time_limit_s, self.dist):
-                    stopped_by_time = True
-                    break
-            bar.close()
-            train_loss = mean_across(total / max(count, 1), self.dist)
-            last_epoch = stopped_by_time or epoch + 1 == cfg.train.max_epochs
-            if log:
-                log.log_train(epoch + 1, train_loss, lr)
-            validating = (epoch + 1) % cfg.train.val_interval == 0 or last_epoch
-            if validating:
-                dice = validate(model, loaders.val, cfg, self.device)  # every rank: its share of the cases
-            if log and validating:
-                row = log.log_validation(epoch + 1, train_loss, dice, elapsed() / 60)
-                mean = row["mean_dice"]
-                tqdm.write(
-                    f"epoch {epoch + 1}: loss {train_loss:.4f}, mean Dice {mean:.4f} "
-                    + " ".join(f"{n}={d:.3f}" for n, d in dice.items())
-                )
-                if not math.isnan(mean) and mean > best:
-                    best = mean
-                    save_checkpoint(
-                        self.run_dir / "checkpoints" / "best.pt", self._weights(model, epoch + 1, dice)
-                    )
-            if self.main:
-                save_checkpoint(
-                    self.run_dir / "checkpoints" / "last.pt",
-                    {
-                        **self._weights(model, epoch + 1, dice),
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
-                        "scaler": scaler.state_dict(),
-                        "global_step": global_step,
-                        "elapsed_s": elapsed(),
-                        "best_dice": best,
-                        "rng": rng_state(),
-                    },
-                )
-            barrier(self.dist)
-            if stopped_by_time:
-                break
-        if log:
-            log.close()
-        completed = epoch + 1 if cfg.train.max_epochs > start_epoch else start_epoch
-        return TrainResult(self.run_dir, completed, best, dice, stopped_by_time)
+    def _checkpoint(self, s: _Session, dice: dict[str, float], training: TrainingState | None = None) -> Checkpoint:
+        spec = s.spec.model_copy(deep=True)
+        spec.provenance.epoch, spec.provenance.validation_dice = s.epoch, dict(dice)
+        return Checkpoint(
+            model=s.model.state_dict(),
+            epoch=s.epoch,
+            dice=dict(dice),
+            spec=spec.to_dict(),
+            training=training,
+        )
 
-    def _weights(self, model: nn.Module, epoch: int, dice: dict[str, float]) -> dict:
-        return {
-            "model": model.state_dict(),
-            "epoch": epoch,
-            "dice": dict(dice),
-            "config": self.config.model_dump(mode="json"),
-            "label_names": self.config.data.structure_names,
-            "scseg_version": __version__,
-        }
+
+def _fingerprint(config: Config, loaders: Loaders) -> DataFingerprint:
+    """Counts, median spacing (NIfTI headers) and a hash of the case names of the training data."""
+    spacings = []
+    for case in loaders.train_cases:
+        if case.image.is_file():
+            zooms = nib.load(case.image).header.get_zooms()[:3]
+            spacings.append([float(z) for z in zooms])
+    return fingerprint(
+        Path(config.data.root).name,
+        [c.name for c in loaders.train_cases],
+        [c.name for c in loaders.val_cases],
+        spacings,
+    )
 
 
 def train(config: Config, run_dir: str | Path, resume: bool = False) -> TrainResult:

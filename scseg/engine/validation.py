@@ -8,7 +8,8 @@ from monai.networks.utils import one_hot
 from torch import nn
 
 from scseg.config.schema import Config
-from scseg.engine.inference import predict_probabilities
+from scseg.artefact.spec import ModelSpec
+from scseg.engine.inference import inferer_for
 
 
 @torch.no_grad()
@@ -19,10 +20,11 @@ def validate(model: nn.Module, loader, config: Config, device: torch.device) -> 
     metric = DiceMetric(include_background=False, reduction="mean_batch", ignore_empty=True)
     was_training = model.training
     model.eval()
+    inferer = inferer_for(ModelSpec.from_config(config))
     for batch in loader:
         image = batch["image"].to(device)
         label = batch["label"].to(device)
-        probs = predict_probabilities(model, image, config)
+        probs = inferer(image, model)
         prediction = one_hot(probs.argmax(dim=1, keepdim=True), config.num_classes)
         metric(y_pred=prediction, y=one_hot(label.long(), config.num_classes))
     per_class = metric.aggregate().cpu().tolist()

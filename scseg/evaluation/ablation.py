@@ -17,15 +17,18 @@ from pathlib import Path
 
 import numpy as np
 
+from scseg.artefact import ModelSpec, build_network, load_checkpoint, load_model
+from scseg.artefact.layout import LAST_CHECKPOINT
 from scseg.config import config_from_dict
 from scseg.config.load import read_raw_config
 from scseg.config.schema import SLICE_AXIS_INDEX
-from scseg.engine.trainer import build_model, train
+from scseg.engine.trainer import train
 from scseg.errors import ConfigError
 from scseg.evaluation.evaluate import evaluate_model
 from scseg.io.atomic import write_text_atomic
+from scseg.nn.registry import shared_options
 
-ARCH_ONLY_KEYS = ("base_features", "features", "depth", "kernel_size")  # meaning differs per architecture
+STRUCTURAL_KEYS = ("name", "spatial_dims", "in_channels")
 SAMPLES_PER_VOLUME_2D = 8  # 2D cells derived from a 3D config draw this many slices per volume
 
 
@@ -48,9 +51,11 @@ def cell_config(raw: dict, cell: Cell, time_limit_minutes: float) -> dict:
     """
     raw = copy.deepcopy(raw)
     model = raw.setdefault("model", {})
-    if model.get("name", "unet") != cell.arch:
-        for key in ARCH_ONLY_KEYS:
-            model.pop(key, None)
+    source_arch = model.get("name", "unet")
+    if source_arch != cell.arch:  # keep only the options that mean the same in the cell's architecture
+        keep = shared_options(source_arch, cell.arch)
+        for key in [k for k in model if k not in STRUCTURAL_KEYS and k not in keep]:
+            del model[key]
     model.update(name=cell.arch, se=cell.se)
     model.pop("spatial_dims", None)
     mode = raw.setdefault("mode", {})
@@ -68,8 +73,8 @@ def cell_config(raw: dict, cell: Cell, time_limit_minutes: float) -> dict:
     return raw
 
 
-def _parameters(raw: dict, base: Path) -> int:
-    return sum(p.numel() for p in build_model(config_from_dict(copy.deepcopy(raw), base=base)).parameters())
+def _parameters(spec: ModelSpec) -> int:
+    return sum(p.numel() for p in build_network(spec.network).parameters())
 
 
 def _case_mean_dice(per_case_csv: Path) -> dict[str, float]:
@@ -84,10 +89,8 @@ def _case_mean_dice(per_case_csv: Path) -> dict[str, float]:
 
 def _epochs_trained(run_dir: Path) -> int | None:
     """The last checkpoint's epoch: how far the budget got this cell."""
-    from scseg.engine.checkpoint import load_checkpoint
-
-    last = run_dir / "checkpoints" / "last.pt"
-    return int(load_checkpoint(last)["epoch"]) if last.is_file() else None
+    last = run_dir / LAST_CHECKPOINT
+    return load_checkpoint(last).epoch if last.is_file() else None
 
 
 def run_cell(
@@ -103,13 +106,15 @@ def run_cell(
     if not summary_path.is_file():
         run_dir = folder / "run"
         resume = (run_dir / "checkpoints" / "last.pt").is_file()
-        train(config_from_dict(copy.deepcopy(config), cell.name, base), run_dir, resume=resume)
-        evaluate_model(run_dir, run_dir / "config.yaml", folder / "evaluation", split="val", device=device)
+        cell_cfg = config_from_dict(copy.deepcopy(config), cell.name, base)
+        train(cell_cfg, run_dir, resume=resume)
+        evaluate_model(run_dir, cell_cfg, folder / "evaluation", split="val", device=device)
     summary = json.loads(summary_path.read_text())
     case_means = _case_mean_dice(folder / "evaluation" / "per_case.csv")
-    none = copy.deepcopy(config)
-    none["model"]["se"] = "none"
-    params, params_none = _parameters(config, base), _parameters(none, base)
+    spec = load_model(folder / "run").spec  # the trained cell's own artefact
+    none = spec.model_copy(deep=True)
+    none.network.options["se"] = "none"
+    params, params_none = _parameters(spec), _parameters(none)
     return {
         "cell": cell.name,
         "epochs": _epochs_trained(folder / "run"),

@@ -10,7 +10,7 @@ import nibabel as nib
 import numpy as np
 from tqdm.auto import tqdm
 
-from scseg.config import load_config
+from scseg.config import Config, load_config
 from scseg.data.cases import Case, discover_cases, split_cases
 from scseg.data.loaders import prepare_dataset
 from scseg.engine.predictor import Predictor
@@ -73,8 +73,8 @@ def _reference(case: Case, values: list[int]) -> nib.Nifti1Image:
 
 
 def evaluate_model(
-    run_dir: Path,
-    config_path: Path,
+    model: Path,
+    data: Path | Config,
     out_dir: Path,
     split: str = "val",
     device: str = "auto",
@@ -82,21 +82,26 @@ def evaluate_model(
     progress: bool = True,
     precision: str = "auto",
 ) -> EvaluationResult:
-    """Predict the ``split`` (``val`` or ``all``) of the data ``config_path`` describes and score it.
+    """Predict the ``split`` (``val`` or ``all``) of the data a training config describes and score it.
+
+    Args:
+        model: a run directory, bundle or checkpoint (only its model artefact is read).
+        data: the training config (file or loaded) whose ``data`` section and split to predict.
 
     Predictions are kept in ``out_dir/predictions/<case>.nii.gz``.
     """
-    config = load_config(config_path, overrides or [])
+    config = data if isinstance(data, Config) else load_config(data, overrides or [])
     prepare_dataset(config)
     cases = discover_cases(config.data)
     if split == "val":
         cases = split_cases(cases, config.data, config.train.seed)[1]
-    predictor = Predictor(run_dir, device=device, precision=precision)
+    predictor = Predictor(model, device=device, precision=precision)
     names = dict(zip(predictor.label_values, predictor.label_names, strict=True))
     scores: list[StructureScore] = []
     for case in tqdm(cases, desc="predict + evaluate", unit="case", disable=not progress, file=sys.stderr):
         prediction = predictor.predict(_read_image(case)).labels
         save_nifti_atomic(prediction, Path(out_dir) / "predictions" / f"{case.name}.nii.gz")
         scores += evaluate_case(prediction, _reference(case, predictor.label_values), names, case.name)
-    summary = write_report(Path(out_dir), scores, title=f"Evaluation of {run_dir} on {config_path} ({split})")
+    source = "its config" if isinstance(data, Config) else str(data)
+    summary = write_report(Path(out_dir), scores, title=f"Evaluation of {model} on {source} ({split})")
     return EvaluationResult(summary, scores, [])

@@ -5,9 +5,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import yaml
 
 from scseg.data.cases import case_name
+from scseg.config.yaml_io import read_yaml
 from scseg.errors import ConfigError, DataError
 from scseg.io.dicom_series import is_nifti
 
@@ -58,20 +58,28 @@ def match_cases(pred_dir: Path, ref_dir: Path) -> tuple[list[tuple[str, Path, Pa
 
 
 def load_names(path: Path) -> dict[int, str]:
-    """``names.yaml``: ``1: anterior`` per line (label value -> structure name)."""
+    """``names.yaml``: ``1: anterior`` per line (label value -> structure name).
+
+    ``0`` (background), which most label tables (ITK-SNAP, FreeSurfer's LUT) list, is accepted and
+    ignored: background is never scored.
+    """
     try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as err:
+        raw = read_yaml(path)
+    except ConfigError as err:
         raise ConfigError(f"{path}: cannot read the names file ({err})") from None
     if not isinstance(raw, dict) or not raw:
         raise ConfigError(f"{path}: expected a mapping of label value to name, e.g. '1: anterior'")
     names = {}
     for key, value in raw.items():
-        if not isinstance(key, int) or key < 1 or not isinstance(value, str) or not value:
+        if not isinstance(key, int) or isinstance(key, bool) or key < 0 or not isinstance(value, str) or not value:
             raise ConfigError(
-                f"{path}: entry {key!r}: {value!r}: keys must be label values >= 1, values names"
+                f"{path}: entry {key!r}: {value!r}: keys must be label values >= 0 (0, background, is "
+                "ignored), values names"
             )
-        names[key] = value
+        if key > 0:
+            names[key] = value
+    if not names:
+        raise ConfigError(f"{path}: names only background (0); give at least one structure, e.g. '1: anterior'")
     return names
 
 

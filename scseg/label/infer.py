@@ -50,7 +50,7 @@ class ScsegInferTask(BasicInferTask):
 
     Args:
         name: the model name MONAI Label shows.
-        path: a run directory or a bundle written by ``scseg export-bundle``.
+        path: a model artefact: run directory, bundle written by ``scseg export-bundle``, or ``.pt``.
         device: ``auto``, ``cpu`` or ``cuda[:N]``.
     """
 
@@ -58,11 +58,11 @@ class ScsegInferTask(BasicInferTask):
         self.name = name
         self.model_path = Path(path)
         self.predictor = Predictor(self.model_path, device=device)
-        config = self.predictor.config
-        m = config.model
-        how = f"{config.spatial_dims}D {m.name} (se={m.se})"
-        if config.spatial_dims == 2:
-            how += f", slice by slice along the {config.mode.slice_axis} axis"
+        spec = self.predictor.spec
+        net = spec.network
+        how = f"{net.spatial_dims}D {net.name} (se={net.options.get('se', 'default')})"
+        if net.spatial_dims == 2:
+            how += f", slice by slice along the {spec.mode.slice_axis} axis"
         labels = dict(zip(self.predictor.label_names, self.predictor.label_values, strict=True))
         super().__init__(
             path=None,
@@ -72,7 +72,7 @@ class ScsegInferTask(BasicInferTask):
             # the task takes and returns whole volumes, also for 2D networks (run slice-wise)
             dimension=3,
             description=f"scseg {how} from {self.model_path.name}",
-            config={"scseg_model": str(self.model_path), "network_dims": config.spatial_dims},
+            config={"scseg_model": str(self.model_path), "network_dims": net.spatial_dims},
         )
 
     # monailabel's transform stages are unused: __call__ runs the whole scseg prediction

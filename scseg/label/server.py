@@ -14,7 +14,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from scseg.engine.predictor import Predictor, is_bundle
+from scseg.artefact import is_bundle, is_run_dir
+from scseg.engine.predictor import Predictor
 from scseg.errors import ConfigError, RunDirError
 from scseg.io.atomic import write_text_atomic
 
@@ -28,7 +29,7 @@ class App(ScsegLabelApp):
 
 
 @dataclass
-class ModelSpec:
+class ServedModel:
     name: str
     path: Path
 
@@ -38,7 +39,7 @@ def default_app_dir() -> Path:
     return cache / "scseg" / "monailabel-app"
 
 
-def parse_models(values: list[str]) -> list[ModelSpec]:
+def parse_models(values: list[str]) -> list[ServedModel]:
     """``--model [NAME=]PATH`` values: run directories or scseg bundles, with unique names.
 
     Raises:
@@ -46,25 +47,25 @@ def parse_models(values: list[str]) -> list[ModelSpec]:
     """
     if not values:
         raise ConfigError("give at least one --model RUN_DIR_OR_BUNDLE")
-    specs: list[ModelSpec] = []
+    specs: list[ServedModel] = []
     for value in values:
         name, sep, path = value.partition("=")
         if not sep or not name or "/" in name or os.sep in name:
             name, path = "", value
         folder = Path(path).expanduser().resolve()
-        if not (folder / "config.yaml").is_file() and not is_bundle(folder):
+        if not (folder.is_file() or is_run_dir(folder) or is_bundle(folder)):
             raise RunDirError(
-                f"--model {value}: {folder} is neither a run directory (config.yaml + checkpoints/) "
-                "nor a bundle written by `scseg export-bundle`"
+                f"--model {value}: {folder} is neither a run directory, a bundle written by "
+                "`scseg export-bundle`, nor a .pt checkpoint" + ("" if folder.exists() else " (it does not exist)")
             )
-        name = name or re.sub(r"[^A-Za-z0-9_.-]+", "_", folder.name)
+        name = name or re.sub(r"[^A-Za-z0-9_.-]+", "_", folder.stem if folder.is_file() else folder.name)
         if any(s.name == name for s in specs):
             raise ConfigError(f"--model: two models are named {name!r}; name them with NAME=PATH")
-        specs.append(ModelSpec(name, folder))
+        specs.append(ServedModel(name, folder))
     return specs
 
 
-def check_models(specs: list[ModelSpec]) -> None:
+def check_models(specs: list[ServedModel]) -> None:
     """Load each model once before the server starts, so a bad one fails here with its path."""
     for spec in specs:
         Predictor(spec.path, device="cpu")
@@ -77,7 +78,7 @@ def write_app(app_dir: Path) -> Path:
 
 
 def run_server(
-    specs: list[ModelSpec], datastore: Path, app_dir: Path, host: str, port: int, device: str
+    specs: list[ServedModel], datastore: Path, app_dir: Path, host: str, port: int, device: str
 ) -> None:
     """Run monailabel's own ``start_server`` in this process (returns when the server stops)."""
     from scseg.label.compat import prepare_import

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -41,6 +43,61 @@ def available_models() -> list[str]:
     return sorted(MODEL_REGISTRY)
 
 
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def model_class(name: str) -> type[nn.Module]:
+    """The registered architecture class of ``name``.
+
+    Raises:
+        ValueError: unknown name, with the closest registered name as a suggestion.
+    """
+    key = str(name).lower()
+    if key not in MODEL_REGISTRY:
+        raise ValueError(
+            f"unknown model {name!r}{_did_you_mean(key, available_models())}; "
+            f"available: {', '.join(available_models())}."
+        )
+    return MODEL_REGISTRY[key]
+
+
+# what create_model passes itself; every other constructor argument is an architecture option
+_STRUCTURAL = ("self", "spatial_dims", "in_channels", "out_channels")
+
+
+def model_options(name: str) -> dict[str, inspect.Parameter]:
+    """The architecture options of ``name``: its constructor's keyword arguments (the constructor's
+    signature is the one declaration of what a model takes)."""
+    signature = inspect.signature(model_class(name).__init__)
+    return {k: p for k, p in signature.parameters.items() if k not in _STRUCTURAL}
+
+
+def check_model_options(name: str, options: dict[str, Any]) -> None:
+    """Raise ValueError for an option ``name``'s constructor does not take, suggesting the closest.
+
+    A constructor with ``**kwargs`` takes anything (it checks its own arguments).
+    """
+    params = model_options(name)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    known = [k for k, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+    for key in options:
+        if key not in known:
+            raise ValueError(
+                f"{key!r} is not an option of model {name!r}{_did_you_mean(key, known)}; "
+                f"it takes: {', '.join(known)}."
+            )
+
+
+def shared_options(name: str, other: str) -> set[str]:
+    """Options that mean the same in both architectures (same name and declared type), e.g. ``se``,
+    ``norm``; a width like ``features`` that is a list in one and a number in the other is not."""
+    a, b = model_options(name), model_options(other)
+    return {k for k in a.keys() & b.keys() if str(a[k].annotation) == str(b[k].annotation)}
+
+
 def create_model(
     name: str, spatial_dims: int, in_channels: int, out_channels: int, **kwargs: Any
 ) -> nn.Module:
@@ -62,10 +119,9 @@ def create_model(
         >>> type(net).__name__
         'SDNet'
     """
+    cls = model_class(name)
     key = str(name).lower()
-    if key not in MODEL_REGISTRY:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(available_models())}.")
-    cls = MODEL_REGISTRY[key]
+    check_model_options(key, kwargs)
     try:
         return cls(spatial_dims=spatial_dims, in_channels=in_channels, out_channels=out_channels, **kwargs)
     except TypeError as err:

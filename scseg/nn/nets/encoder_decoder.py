@@ -10,7 +10,7 @@ from monai.networks.layers.factories import Conv, Pool
 from torch import nn
 from torch.nn.modules.instancenorm import _InstanceNorm
 
-from scseg.nn.nets.layers import SEPlacement, check_net_input, max_unpool
+from scseg.nn.nets.layers import SEPlacement, check_net_input, check_spatial_size, max_unpool
 
 BlockFactory = Callable[[int, int], nn.Module]
 
@@ -92,6 +92,11 @@ class SEEncoderDecoder(nn.Module):
             self.decoder_se.append(se.make("decoder", spatial_dims, f[i]))
         self.head = Conv[Conv.CONV, spatial_dims](f[0], out_channels, kernel_size=1)
         self.uses_instance_norm = any(isinstance(m, _InstanceNorm) for m in self.modules())
+
+    def check_input_size(self, spatial_shape: Sequence[int]) -> None:
+        """Raise ValueError if inputs of this spatial shape cannot pass the network (too small for
+        its poolings); configs call it with their patch size before any training starts."""
+        check_spatial_size(type(self).__name__, spatial_shape, self.depth, self.uses_instance_norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_net_input(

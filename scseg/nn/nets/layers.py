@@ -90,16 +90,23 @@ def check_net_input(
     check_input(name, x, spatial_dims, in_channels)
     if torch.jit.is_tracing():
         return
+    check_spatial_size(name, tuple(x.shape[2:]), depth, instance_norm)
+
+
+def check_spatial_size(name: str, shape: Sequence[int], depth: int, instance_norm: bool = False) -> None:
+    """Raise ValueError when a spatial ``shape`` is too small for ``depth`` 2x poolings (and, with
+    instance norm, when it pools down to a single voxel, which has no variance)."""
     smallest = 2**depth
-    if min(x.shape[2:]) < smallest:
+    shape = tuple(int(s) for s in shape)
+    if min(shape) < smallest:
         raise ValueError(
             f"{name} pools {depth} times, so every spatial size must be at least {smallest}; "
-            f"got spatial shape {tuple(x.shape[2:])}. Pad or crop the input, or lower `depth`."
+            f"got spatial shape {shape}. Pad or crop the input, or lower `depth`."
         )
-    bottleneck = [s // smallest for s in x.shape[2:]]
+    bottleneck = [s // smallest for s in shape]
     if instance_norm and math.prod(bottleneck) == 1:
         raise ValueError(
             f"{name} uses instance norm, which needs more than one voxel at the bottleneck, but spatial "
-            f"shape {tuple(x.shape[2:])} pools down to {tuple(bottleneck)}. Make at least one spatial "
+            f"shape {shape} pools down to {tuple(bottleneck)}. Make at least one spatial "
             f"size >= {2 * smallest}, or use norm='batch'."
         )

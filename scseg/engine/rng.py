@@ -1,31 +1,13 @@
-"""Checkpoints: written atomically (temp file + rename), read back with ``weights_only=True``."""
+"""Random number generator states (Python, NumPy, torch) in a form checkpoints can hold with
+``weights_only=True``, so a resumed training samples what the uninterrupted one would have."""
 
 from __future__ import annotations
 
 import random
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-
-from scseg.errors import RunDirError
-from scseg.io.atomic import atomic_write_bytes
-
-
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """``torch.save`` ``state`` to ``path`` atomically."""
-    atomic_write_bytes(path, lambda f: torch.save(state, f))
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a checkpoint safely (``weights_only=True``: tensors and plain containers only)."""
-    if not path.is_file():
-        raise RunDirError(f"checkpoint {path} does not exist")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a truncated or foreign file: say which, do not crash with a pickle trace
-        raise RunDirError(f"checkpoint {path} cannot be read ({type(err).__name__}: {err})") from None
 
 
 def rng_state() -> dict[str, Any]:

@@ -8,9 +8,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from scseg.errors import ScsegError
+from scseg.cli.output import ScsegGroup, fail
 
-label_app = typer.Typer(help="MONAI Label: serve scseg models to 3D Slicer / OHIF.", no_args_is_help=True)
+label_app = typer.Typer(
+    cls=ScsegGroup, help="MONAI Label: serve scseg models to 3D Slicer / OHIF.", no_args_is_help=True
+)
 console = Console(stderr=True)
 
 
@@ -20,7 +22,8 @@ def serve(
         ...,
         "--model",
         "-m",
-        help="[NAME=]PATH of a run directory or an scseg bundle (repeatable; NAME defaults to the folder name).",
+        help="[NAME=]PATH of a run directory, an scseg bundle or a .pt checkpoint (repeatable; NAME "
+        "defaults to the folder name).",
     ),
     studies: Path = typer.Option(
         ..., "--studies", "-s", help="Folder of NIfTI files and/or DICOM series (any depth)."
@@ -35,7 +38,6 @@ def serve(
     ),
 ) -> None:
     """Start the MONAI Label server with one infer model per --model (stop it with Ctrl-C or SIGTERM)."""
-    from scseg.cli import fail
     from scseg.label.compat import missing_label_extra
     from scseg.label.server import check_models, default_app_dir, parse_models, run_server
     from scseg.label.studies import prepare_studies
@@ -43,19 +45,16 @@ def serve(
     hint = missing_label_extra()
     if hint:
         raise fail(hint, 2)
-    try:
-        specs = parse_models(model)
-        check_models(specs)
-        found = prepare_studies(studies)
-    except ScsegError as err:
-        raise fail(str(err), err.exit_code) from None
+    served = parse_models(model)
+    check_models(served)
+    found = prepare_studies(studies)
     table = Table(title=f"scseg label serve on http://{host}:{port}")
     table.add_column("model")
     table.add_column("path", overflow="fold")
-    for spec in specs:
-        table.add_row(spec.name, str(spec.path))
+    for entry in served:
+        table.add_row(entry.name, str(entry.path))
     console.print(table)
     console.print(f"studies: {len(found.images)} image(s) served from {found.datastore}")
     for problem in found.problems:
         console.print(f"[yellow]not served:[/] {problem}", highlight=False, soft_wrap=True)
-    run_server(specs, found.datastore, app_dir or default_app_dir(), host, port, device)
+    run_server(served, found.datastore, app_dir or default_app_dir(), host, port, device)

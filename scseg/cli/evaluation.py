@@ -1,0 +1,80 @@
+"""``scseg evaluate``, ``scseg ablate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from scseg.cli.inference import MODEL_HELP
+from scseg.cli.output import console, csv_list, dice_table, fail
+
+
+def evaluate(
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Folder for per_case.csv, summary.json/.md, dice_boxplot.png."
+    ),
+    pred: Path = typer.Option(
+        None, "--pred", help="Predicted label maps: a folder (or `scseg predict` output)."
+    ),
+    ref: Path = typer.Option(None, "--ref", help="Reference label maps, matched to --pred by case name."),
+    labels: Path = typer.Option(
+        None,
+        "--labels",
+        help="names.yaml: label value -> name, 0 (background) ignored (default: the model's names, else label_<n>).",
+    ),
+    model: Path = typer.Option(None, "--model", "-m", help=MODEL_HELP + " Predicts --data's split."),
+    data: Path = typer.Option(None, "--data", help="With --model: the YAML config whose data to predict."),
+    split: str = typer.Option("val", help="With --model: val (the config's validation split) or all."),
+    device: str = typer.Option("auto", help="With --model: auto, cpu, cuda or cuda:N."),
+    precision: str = typer.Option("auto", help="With --model: auto, float32 or bfloat16 (as for predict)."),
+) -> None:
+    """Dice, HD95, ASSD (mm) and volume difference per case and structure (MONAI metrics).
+
+    Either --pred and --ref (label maps matched by case name), or --model and --data.
+    """
+    from scseg.evaluation.evaluate import evaluate_folders, evaluate_model
+
+    folders, model_mode = pred is not None or ref is not None, model is not None or data is not None
+    if (
+        folders == model_mode
+        or (folders and (pred is None or ref is None))
+        or (model_mode and (model is None or data is None))
+    ):
+        raise fail("give either --pred and --ref, or --model and --data")
+    if split not in ("val", "all"):
+        raise fail(f"--split {split!r}: expected val or all")
+    if folders:
+        result = evaluate_folders(pred, ref, out, labels)
+    else:
+        result = evaluate_model(model, data, out, split=split, device=device, precision=precision)
+    per_structure = result.summary["per_structure"].items()
+    console.print(dice_table({k: v["dice_mean"] for k, v in per_structure if v["dice_mean"] is not None}))
+    if result.unpredicted:
+        console.print(
+            f"[yellow]{len(result.unpredicted)} reference case(s) had no prediction and were not scored"
+        )
+    console.print(f"report: {out / 'summary.md'}")
+
+
+def ablate(
+    config: Path = typer.Argument(..., help="YAML training config (3D if --dims has 3; 2D cells slice it)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the cells, results.md and results.json."),
+    archs: str = typer.Option("unet,sdnet,densenet", help="Architectures, comma-separated."),
+    se: str = typer.Option("none,cse,sse,scse", help="SE kinds, comma-separated."),
+    dims: str = typer.Option("3", help="2, 3 or 2,3."),
+    time_limit_minutes: float = typer.Option(..., "--time-limit-minutes", help="Training budget per cell."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config value for every cell (repeatable)."),
+) -> None:
+    """Train and evaluate every architecture x SE kind with one seed, split and budget; resumable."""
+    from scseg.evaluation.ablation import ablate as run_ablation
+
+    try:
+        dim_values = [int(d) for d in csv_list(dims)]
+    except ValueError:
+        raise fail(f"--dims {dims!r}: expected 2, 3 or 2,3") from None
+    if not dim_values or set(dim_values) - {2, 3}:
+        raise fail(f"--dims {dims!r}: expected 2, 3 or 2,3")
+    run_ablation(config, csv_list(archs), csv_list(se), dim_values, time_limit_minutes, out, device, set_)
+    console.print((out / "results.md").read_text(), markup=False, highlight=False)

@@ -1,0 +1,97 @@
+"""``scseg convert``, ``scseg predict``, ``scseg export-bundle``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from scseg.cli.output import console
+from scseg.errors import EXIT_SOME_FAILED
+
+MODEL_HELP = "A trained model: run directory (`scseg train`), bundle (`scseg export-bundle`) or .pt checkpoint."
+
+
+def convert(
+    dicom_dir: Path = typer.Argument(
+        ..., help="Folder tree holding DICOM files (any depth, other files ignored)."
+    ),
+    out_dir: Path = typer.Argument(..., help="Where to write <patient>/<study>/<series>.nii.gz."),
+) -> None:
+    """Write one NIfTI per DICOM series (the reader `predict` uses), to check geometry or convert."""
+    from scseg.io.convert import convert_folder
+
+    results = convert_folder(dicom_dir, out_dir)
+    table = Table()
+    for col in ("status", "series", "output / reason"):
+        table.add_column(col, overflow="fold")
+    for r in results:
+        table.add_row(r.status, r.source, str(r.output) if r.output else r.detail)
+    console.print(table)
+    if any(r.status == "failed" for r in results):
+        raise typer.Exit(EXIT_SOME_FAILED)
+
+
+def predict(
+    model: Path = typer.Option(..., "--model", "-m", help=MODEL_HELP),
+    input_: Path = typer.Option(
+        ...,
+        "--input",
+        "-i",
+        help="A DICOM folder tree (any depth, other files ignored), one series folder, a NIfTI file "
+        "or a folder of NIfTI files.",
+    ),
+    output: Path = typer.Option(
+        ..., "--output", "-o", help="Output folder (summary.csv + one folder per case)."
+    ),
+    device: str = typer.Option("auto", help="auto (CUDA if available), cpu, cuda or cuda:N."),
+    views: str = typer.Option(
+        "", help="2D models: average the probabilities of several slicing views, e.g. axial,coronal,sagittal."
+    ),
+    probabilities: bool = typer.Option(
+        False, "--probabilities", help="Also write probabilities.nii.gz (one float volume per class)."
+    ),
+    precision: str = typer.Option(
+        "auto",
+        help="auto (float16 on CUDA, bfloat16 on CPUs with native bf16, else float32), float32 or bfloat16.",
+    ),
+) -> None:
+    """Segment DICOM series and NIfTI files: labels.nii.gz, seg.dcm, volumes.csv, preview.png per case.
+
+    Exit codes: 0 every case segmented (localizers and non-image objects are skipped, not failed);
+    5 some case failed (see summary.csv); 2 bad options; 3 nothing to segment; 4 bad model.
+    """
+    from scseg.engine.predict_folder import predict_path
+    from scseg.engine.predictor import Predictor
+
+    view_list = [v.strip() for v in views.split(",") if v.strip()] or None
+    predictor = Predictor(model, device=device, precision=precision)
+    records = predict_path(predictor, input_, output, views=view_list, probabilities=probabilities)
+    table = Table(title=f"scseg predict: {output / 'summary.csv'}")
+    for col in ("status", "case", "seconds", "output / reason"):
+        table.add_column(col, overflow="fold")
+    for r in records:
+        detail = r.output if r.status == "done" else r.message
+        table.add_row(r.status, r.series or r.source, f"{r.seconds:.1f}", detail)
+    console.print(table)
+    if any(r.status == "failed" for r in records):
+        raise typer.Exit(EXIT_SOME_FAILED)
+
+
+def export_bundle(
+    model: Path = typer.Argument(..., help="Run directory written by `scseg train` (or a .pt checkpoint)."),
+    out_dir: Path = typer.Argument(..., help="Bundle folder to create (must not exist, or be empty)."),
+    torchscript: bool = typer.Option(False, "--torchscript", help="Also write models/model.ts (traced)."),
+) -> None:
+    """Write a MONAI bundle: configs/{metadata,inference}.json, configs/scseg_model.yaml, models/model.pt."""
+    from scseg.bundle import export_bundle as export
+
+    export(model, out_dir, torchscript=torchscript)
+    console.print(f"bundle: {out_dir}")
+    console.print(
+        f"run it: python -m monai.bundle run --config_file {out_dir}/configs/inference.json "
+        f"--bundle_root {out_dir} --dataset_dir IMAGES_DIR --output_dir OUT_DIR",
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -1,0 +1,36 @@
+"""Device names as users type them (``--device``, ``train.device``) -> ``torch.device``."""
+
+from __future__ import annotations
+
+import torch
+
+from scseg.config.schema import DEVICE_CHOICES, is_device_name
+from scseg.errors import ConfigError
+
+
+def resolve_device(name: str, option: str = "--device") -> torch.device:
+    """``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+
+    Raises:
+        ConfigError: an unknown name, or CUDA asked for where there is none (the message names
+            ``option``, e.g. ``--device`` or ``train.device``).
+
+    Example:
+        >>> resolve_device("cpu")
+        device(type='cpu')
+    """
+    if not is_device_name(name):
+        raise ConfigError(f"{option} {name!r}: expected {DEVICE_CHOICES}")
+    value = str(name).strip().lower()
+    if value == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(value)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"{option} {name!r}: CUDA is not available on this machine; use auto or cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"{option} {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s) "
+                f"(cuda:0..cuda:{torch.cuda.device_count() - 1})"
+            )
+    return device

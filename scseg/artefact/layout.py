@@ -103,14 +103,10 @@ def spec_from_training_config(raw: dict, source: str, checkpoint: Checkpoint | N
     """Rebuild the spec of a model saved before ``model.yaml`` existed, from its training config.
 
     The data folder it names need not exist. Options the config left unset (``null``, as older
-    versions wrote them) are dropped, so the architecture's own defaults apply, as they did then.
+    versions wrote them) stay unset, so the architecture's own defaults apply, as they did then.
     """
-    raw = copy.deepcopy(raw)
-    model = raw.get("model")
-    if isinstance(model, dict):
-        raw["model"] = {k: v for k, v in model.items() if v is not None}
     try:
-        config = config_from_dict(raw, source, check_data=False)
+        config = config_from_dict(copy.deepcopy(raw), source, check_data=False)
     except ConfigError as err:
         raise RunDirError(
             f"{source}: this model was saved by an older scseg and its training config cannot be read "

@@ -24,6 +24,9 @@ def _format_validation_error(source: str, err: ValidationError) -> str:
             msg = "unknown key (check the spelling; see configs/*.yaml for the valid keys)"
         elif "input" in e and e["type"] not in ("missing",) and not isinstance(e["input"], dict):
             msg = f"{msg} (got {e['input']!r})"
+        if e["type"] == "value_error" and not e["loc"]:  # a cross-section check: its message names the keys
+            lines.append(f"  {msg.removeprefix('Value error, ')}")
+            continue
         lines.append(f"  {key}: {msg}")
     return f"{source}: invalid config\n" + "\n".join(lines)
 

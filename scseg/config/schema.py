@@ -177,8 +177,9 @@ class ModelConfig(BaseModel):
         return self
 
     def options(self) -> dict[str, Any]:
-        """The architecture's keyword arguments (everything but name, spatial_dims, in_channels)."""
-        return dict(self.model_extra or {})
+        """The architecture's keyword arguments (everything but name, spatial_dims, in_channels);
+        an option set to ``null`` is unset (the architecture's default applies)."""
+        return {k: v for k, v in (self.model_extra or {}).items() if v is not None}
 
     def create_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :func:`scseg.nn.create_model` (alias of :meth:`options`)."""
@@ -243,6 +244,14 @@ class InferenceConfig(Section):
     blend: Literal["gaussian", "constant"] = "gaussian"
 
 
+def _model_key(message: str, options: dict[str, Any]) -> str:
+    """The dotted key a network's own error is about (``model.se``), when it names one."""
+    for key in sorted(options, key=len, reverse=True):
+        if re.search(rf"\b{re.escape(key)}\b", message):
+            return f"model.{key}"
+    return "model"
+
+
 class Config(Section):
     """A whole training config. See ``configs/*.yaml`` for commented examples."""
 
@@ -278,7 +287,7 @@ class Config(Section):
             with torch.device("meta"):
                 net = create_model(m.name, dims, m.in_channels, self.num_classes, **m.options())
         except ValueError as err:
-            raise ValueError(f"model: {err}") from None
+            raise ValueError(f"{_model_key(str(err), m.options())}: {err}") from None
         check = getattr(net, "check_input_size", None)
         if check is not None:
             try:

@@ -245,7 +245,10 @@ class Trainer:
             )
             if not math.isnan(mean) and mean > s.best:
                 s.best = mean
-                save_checkpoint(self.run_dir / BEST_CHECKPOINT, self._checkpoint(s, dice))
+                checkpoint = self._checkpoint(s, dice)
+                save_checkpoint(self.run_dir / BEST_CHECKPOINT, checkpoint)
+                # model.yaml describes the best weights, with their epoch and Dice
+                write_model_spec(self.run_dir / MODEL_SPEC, ModelSpec.model_validate(checkpoint.spec))
         return dice
 
     def save(self, s: _Session, dice: dict[str, float]) -> None:

@@ -34,7 +34,10 @@ def test_overrides_parse_yaml_values_and_create_sections() -> None:
     [
         ("train.max_epoks=3", "train.max_epoks", "unknown key"),
         ("train.max_epochs=many", "train.max_epochs", "valid integer"),
-        ("model.se=xse", "model.se", "Input should be"),
+        ("model.se=xse", "model.se", "se must be one of"),
+        ("model.name=unett", "model.name", "did you mean 'unet'"),
+        ("model.bse_features=8", "model", "did you mean 'base_features'"),
+        ("model.depth=3", "model", "'depth' is not an option of model 'unet'"),
         ("data.val_fraction=1.5", "data.val_fraction", "less than 1"),
         ("mode.patch_size=[32, 32]", "mode", "patch_size needs 3 values"),
         ("bogus_section.x=1", "bogus_section", "unknown key"),
@@ -82,6 +85,37 @@ def test_every_shipped_config_validates(name: str, shared_data: Path) -> None:
 def test_instance_norm_with_a_patch_that_pools_to_one_voxel_is_rejected(
     tiny_config: dict, write_config
 ) -> None:
-    with pytest.raises(ConfigError, match="instance norm cannot normalise"):
+    with pytest.raises(ConfigError, match="mode.patch_size .* does not fit model: UNet uses instance norm"):
         load_config(write_config(tiny_config), ["model.norm=instance"])  # 16^3 patches -> 1 voxel
     assert load_config(write_config(tiny_config), ["model.norm=instance", "mode.patch_size=[16, 16, 32]"])
+
+
+def test_model_options_come_from_the_architecture(tiny_config: dict, write_config) -> None:
+    """Per-architecture keys are the constructor's: sdnet takes depth, unet does not; the network's
+    own checks run at load time (pe needs 3D) and its defaults apply to unset options."""
+    path = write_config(tiny_config)
+    config = load_config(path, ["model.name=sdnet", "model.base_features=null", "model.depth=3", "model.features=8"])
+    assert config.model.options()["depth"] == 3
+    with pytest.raises(ConfigError, match="model.se: .*3D volumes only"):
+        load_config(path, ["model.se=pe", "mode.type=2d", "mode.patch_size=[16, 16]"])
+    config = load_config(path, ["model.norm=null"])
+    assert "norm" not in config.model.options(), "null: unset, the architecture's default applies"
+
+
+def test_a_registered_model_is_reachable_from_yaml(tiny_config: dict, write_config) -> None:
+    from scseg.nn import MODEL_REGISTRY, UNet, register_model
+
+    @register_model("tiny_unet_for_test")
+    class TinyUNet(UNet):
+        def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, width: int = 4) -> None:
+            super().__init__(spatial_dims, in_channels, out_channels, base_features=width, norm="batch")
+
+    try:
+        tiny_config["model"] = {"name": "tiny_unet_for_test", "width": 2}
+        config = load_config(write_config(tiny_config))
+        assert config.model.name == "tiny_unet_for_test" and config.model.options() == {"width": 2}
+        tiny_config["model"]["widht"] = 3
+        with pytest.raises(ConfigError, match="did you mean 'width'"):
+            load_config(write_config(tiny_config))
+    finally:
+        MODEL_REGISTRY.pop("tiny_unet_for_test")

@@ -92,7 +92,7 @@ def test_views_are_checked(phantom_run_3d: Path, phantom_run_2d: Path) -> None:
 
 
 def test_bad_run_directories_are_reported(phantom_run_3d: Path, tmp_path: Path) -> None:
-    with pytest.raises(RunDirError, match="config.yaml does not exist"):
+    with pytest.raises(RunDirError, match="is not a model"):
         Predictor(tmp_path)
     run = tmp_path / "run"
     shutil.copytree(phantom_run_3d, run)
@@ -142,5 +142,5 @@ def test_bfloat16_prediction_agrees_with_float32(phantom_run_3d: Path, phantom_r
     assert np.asanyarray(half.probabilities.dataobj).dtype == np.float32, "accumulated in float32"
     agree = (np.asarray(full.labels.dataobj) == np.asarray(half.labels.dataobj)).mean()
     assert agree > 0.99
-    with pytest.raises(ConfigError, match="precision must be one of"):
+    with pytest.raises(ConfigError, match="--precision 'float8': expected one of"):
         Predictor(phantom_run_3d, device="cpu", precision="float8")

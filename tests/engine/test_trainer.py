@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from scseg.artefact import load_model
 from scseg.config import config_from_dict
 from scseg.engine.trainer import train
 from scseg.errors import RunDirError
@@ -26,15 +27,19 @@ def test_training_writes_the_run_directory_and_resume_continues(tiny_config: dic
     run = tmp_path / "run"
     result = train(config_from_dict(tiny_config), run)
     assert result.epochs == 2 and not result.stopped_by_time
-    for name in ("config.yaml", "metrics.csv", "curves.png", "checkpoints/last.pt", "checkpoints/best.pt"):
+    for name in ("config.yaml", "model.yaml", "metrics.csv", "curves.png", "checkpoints/last.pt", "checkpoints/best.pt"):
         assert (run / name).is_file(), name
     assert any((run / "tensorboard").iterdir())
     rows = _rows(run)
     assert [r["epoch"] for r in rows] == ["1", "2"]
     assert set(rows[0]) >= {"epoch", "train_loss", "mean_dice", "dice_ventricle", "dice_lesion", "dice_rim"}
     last = torch.load(run / "checkpoints/last.pt", weights_only=True)
-    assert last["epoch"] == 2 and last["label_names"] == ["ventricle", "lesion", "rim"]
-    assert {"model", "optimizer", "scheduler", "rng", "global_step"} <= set(last)
+    assert last["epoch"] == 2 and last["spec"]["labels"]["names"] == ["ventricle", "lesion", "rim"]
+    assert {"model", "spec", "optimizer", "scheduler", "rng", "global_step"} <= set(last)
+    spec = load_model(run).spec  # model.yaml: the best weights' epoch and Dice, the data fingerprint
+    assert spec.provenance.epoch in (1, 2) and set(spec.provenance.validation_dice) == {"ventricle", "lesion", "rim"}
+    assert spec.provenance.data is not None and spec.provenance.data.cases == 10
+    assert spec.provenance.data.train_cases == 8 and spec.provenance.data.median_spacing == [1.5, 1.5, 1.5]
 
     tiny_config["train"]["max_epochs"] = 3
     resumed = train(config_from_dict(tiny_config), run, resume=True)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scseg.paths import REPO_ROOT, shared_data_dir
 from scseg.data.phantom import make_phantom_dataset
+from scseg.paths import REPO_ROOT, shared_data_dir
 
 CONFIGS = REPO_ROOT / "configs"
 

@@ -34,7 +34,6 @@ import numpy as np
 import torch
 
 from scseg import __version__
-from scseg.bundle.readme import bundle_readme
 from scseg.artefact import LoadedModel, ModelSpec, is_bundle, load_model, load_network, write_model_spec
 from scseg.artefact.layout import (
     BUNDLE_INFERENCE,
@@ -46,6 +45,7 @@ from scseg.artefact.layout import (
     BUNDLE_WEIGHTS,
     RUN_CONFIG,
 )
+from scseg.bundle.readme import bundle_readme
 from scseg.data.transforms import preprocessing_spec
 from scseg.engine.inference import ScsegInferer, inferer_args
 from scseg.engine.resample import ToInputGridd

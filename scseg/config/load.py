@@ -11,8 +11,8 @@ from pydantic import ValidationError
 
 from scseg.config.schema import Config
 from scseg.config.yaml_io import parse_yaml, read_yaml
-from scseg.paths import expand_data_vars
 from scseg.errors import ConfigError
+from scseg.paths import expand_data_vars
 
 
 def _format_validation_error(source: str, err: ValidationError) -> str:

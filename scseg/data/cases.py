@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scseg.config.schema import DataConfig
-from scseg.paths import expand_data_vars
 from scseg.errors import DataError
+from scseg.paths import expand_data_vars
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 

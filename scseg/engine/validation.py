@@ -7,8 +7,8 @@ from monai.metrics import DiceMetric
 from monai.networks.utils import one_hot
 from torch import nn
 
-from scseg.config.schema import Config
 from scseg.artefact.spec import ModelSpec
+from scseg.config.schema import Config
 from scseg.engine.inference import inferer_for
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-
-from scseg.data.cases import case_name
 from scseg.config.yaml_io import read_yaml
+from scseg.data.cases import case_name
 from scseg.errors import ConfigError, DataError
 from scseg.io.dicom_series import is_nifti
 

@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,33 +11,20 @@ import httpx
 import nibabel as nib
 import numpy as np
 import pytest
-from requests_toolbelt.multipart.decoder import MultipartDecoder
 
 from scseg.bundle import export_bundle
 from scseg.io.dicom_series_writer import write_dicom_series
 from scseg.label.studies import DATASTORE_DIR
 from tests.conftest import HIPPOCAMPUS_VAL
 from tests.engine.test_predictor import dice
+from tests.label.live_server import Server, label_server
+from tests.label.live_server import labels_of as _labels_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.data]
 pytest.importorskip("monailabel", reason="the label extra is not installed (scripts/setup.sh installs it)")
 
 NIFTI_CASES = HIPPOCAMPUS_VAL[:2]
 DICOM_CASE = HIPPOCAMPUS_VAL[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, process: subprocess.Popen, url: str, log: Path) -> None:
-        self.process, self.url, self.log = process, url, log
-
-    def post_infer(self, model: str, image: str, **params: str) -> httpx.Response:
-        return httpx.post(f"{self.url}/infer/{model}", params={"image": image, **params}, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -65,37 +46,9 @@ def server(
     hippocampus_run: Path, phantom_run_2d: Path, studies: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     bundle = export_bundle(hippocampus_run, tmp_path_factory.mktemp("bundle") / "hippo_bundle")
-    port = _free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    command = [sys.executable, "-m", "scseg", "label", "serve",
-               "--model", f"hippo={hippocampus_run}", "--model", str(bundle),
-               "--model", f"phantom2d={phantom_run_2d}",
-               "--studies", str(studies), "--port", str(port), "--device", "cpu",
-               "--app-dir", str(tmp_path_factory.mktemp("app"))]  # fmt: skip
-    with log.open("w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ})
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"the server exited with {process.returncode}:\n{log.read_text()[-4000:]}")
-        try:
-            if httpx.get(f"{url}/info/", timeout=5).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.time() > deadline:
-            process.kill()
-            pytest.fail(f"no answer from {url}/info/ within 180 s:\n{log.read_text()[-4000:]}")
-        time.sleep(0.5)
-    yield Server(process, url, log)
-    # stop it by its PID, as an operator would
-    os.kill(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        pytest.fail("the server did not stop within 30 s of SIGTERM")
+    models = [f"hippo={hippocampus_run}", str(bundle), f"phantom2d={phantom_run_2d}"]
+    with label_server(models, studies, tmp_path_factory.mktemp("server")) as running:
+        yield running
 
 
 def test_info_lists_every_model_with_its_labels(server: Server) -> None:
@@ -109,21 +62,6 @@ def test_info_lists_every_model_with_its_labels(server: Server) -> None:
     assert models["hippo"]["type"] == "segmentation"
 
 
-def _labels_of(response: httpx.Response, tmp_path: Path) -> tuple[nib.Nifti1Image, dict]:
-    """Decode monailabel's multipart answer: JSON params + the label NIfTI."""
-    assert response.status_code == 200, response.text[:2000]
-    parts = MultipartDecoder(response.content, response.headers["content-type"]).parts
-    params, image = None, None
-    for part in parts:
-        disposition = part.headers[b"Content-Disposition"].decode()
-        if 'name="params"' in disposition:
-            params = json.loads(part.content)
-        elif 'name="image"' in disposition:
-            path = tmp_path / "label.nii.gz"
-            path.write_bytes(part.content)
-            image = nib.load(path)
-    assert params is not None and image is not None, [p.headers for p in parts]
-    return image, params
 
 
 def test_infer_hippocampus_case_returns_labels_on_the_image_grid(

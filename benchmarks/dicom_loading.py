@@ -26,8 +26,8 @@ import pydicom
 import SimpleITK as sitk
 from pydicom.uid import generate_uid
 
-from scseg.paths import shared_data_dir
 from scseg.io.dicom_series import find_series, read_series
+from scseg.paths import shared_data_dir
 
 TEMPLATE = "dicom_seg_dcmqi_ct3slice"  # a real 512 x 512 uncompressed CT (3 slices)
 

@@ -4,6 +4,11 @@ Run by hand (results go to docs/benchmarks.md):
 
     .venv/bin/python benchmarks/predict_memory.py                        # ct_organs_3d.yaml (3 mm grid)
     .venv/bin/python benchmarks/predict_memory.py --set preprocessing.spacing=null   # native grid
+    .venv/bin/python benchmarks/predict_memory.py --bundle               # + the exported MONAI bundle
+
+With ``--bundle`` the same volume is also written as NIfTI, and ``scseg predict`` and
+``python -m monai.bundle run`` of the exported bundle both segment that file (float32, as the
+bundle runs), each measured in its own child process.
 
 A synthetic body CT (HU values, a few organ-like ellipsoids) is written once as a DICOM series; a
 run directory with randomly initialised weights stands in for a trained model (time and memory do
@@ -15,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -55,23 +62,55 @@ def make_series(folder: Path, shape: tuple[int, int, int], spacing: tuple[float,
 
 
 def make_run(run_dir: Path, config_path: Path, overrides: list[str]) -> None:
-    """A run directory (config.yaml + checkpoints/best.pt) with randomly initialised weights."""
+    """A model artefact (model.yaml + checkpoints/best.pt) with randomly initialised weights."""
     import torch
 
+    from scseg.artefact import Checkpoint, ModelSpec, build_network, save_checkpoint, write_model_spec
+    from scseg.artefact.layout import BEST_CHECKPOINT, MODEL_SPEC
     from scseg.config import load_config
-    from scseg.config.load import dump_config
-    from scseg.engine.checkpoint import save_checkpoint
-    from scseg.engine.trainer import build_model
 
-    config = load_config(config_path, overrides)
+    spec = ModelSpec.from_config(load_config(config_path, overrides))
     torch.manual_seed(0)
-    model = build_model(config)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(dump_config(config))
-    save_checkpoint(
-        run_dir / "checkpoints" / "best.pt",
-        {"model": model.state_dict(), "label_names": config.data.structure_names},
-    )
+    model = build_network(spec.network)
+    write_model_spec(run_dir / MODEL_SPEC, spec)
+    save_checkpoint(run_dir / BEST_CHECKPOINT, Checkpoint(model=model.state_dict(), spec=spec.to_dict()))
+
+
+def measured(command: list[str]) -> tuple[float, float]:
+    """(seconds, peak RSS in GiB) of one child process (its own rusage, via wait4)."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{' '.join(command[:5])} failed:\n{process.stderr.read()[-3000:]}")
+    return round(seconds, 1), round(usage.ru_maxrss * 1024 / 2**30, 2)
+
+
+def bundle_comparison(series: Path, run_dir: Path, workdir: Path) -> dict:
+    """``scseg predict`` and ``monai.bundle run`` on the same NIfTI file, each in its own process."""
+    import nibabel as nib
+
+    from scseg.bundle import export_bundle
+    from scseg.io.dicom_series import read_series
+
+    images = workdir / "nifti"
+    if not (images / "ct.nii.gz").is_file():
+        images.mkdir(parents=True, exist_ok=True)
+        nib.save(read_series(series), images / "ct.nii.gz")
+    bundle = workdir / "bundle"
+    if bundle.exists():
+        shutil.rmtree(bundle)
+    export_bundle(run_dir, bundle)
+    predict = [sys.executable, "-m", "scseg", "predict", "-m", str(run_dir), "-i", str(images / "ct.nii.gz"),
+               "-o", str(workdir / "out_nifti"), "--precision", "float32", "--device", "cpu"]  # fmt: skip
+    run = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(bundle / "configs/inference.json"),
+           "--bundle_root", str(bundle), "--dataset_dir", str(images), "--output_dir", str(workdir / "out_bundle")]  # fmt: skip
+    (p_s, p_gib), (b_s, b_gib) = measured(predict), measured(run)
+    return {
+        "predict_nifti": {"seconds": p_s, "peak_rss_gib": p_gib},
+        "bundle": {"seconds": b_s, "peak_rss_gib": b_gib},
+    }
 
 
 def main() -> None:
@@ -82,6 +121,7 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/scseg-bench-predict"))
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--bundle", action="store_true", help="also measure the exported MONAI bundle")
     args = parser.parse_args()
 
     shape, spacing = tuple(args.shape), tuple(args.spacing)
@@ -109,9 +149,11 @@ def main() -> None:
         sys.exit(f"predict failed ({done.returncode}):\n{done.stderr[-3000:]}")
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     voxels = int(np.prod(shape))
+    extra = bundle_comparison(series, run_dir, args.workdir) if args.bundle else {}
     print(
         json.dumps(
             {
+                **extra,
                 "shape": shape,
                 "spacing_mm": spacing,
                 "config": str(args.config.relative_to(REPO)),

@@ -60,8 +60,11 @@ class Checkpoint:
 
     @classmethod
     def from_state(cls, state: Any, source: Path) -> Checkpoint:
-        if isinstance(state, dict) and "model" not in state and state and all(
-            isinstance(v, torch.Tensor) for v in state.values()
+        if (
+            isinstance(state, dict)
+            and "model" not in state
+            and state
+            and all(isinstance(v, torch.Tensor) for v in state.values())
         ):  # a bare state dict (bundles' models/model.pt)
             return cls(model=state)
         if not isinstance(state, dict) or not isinstance(state.get("model"), dict):

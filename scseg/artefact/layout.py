@@ -95,7 +95,9 @@ def _validate_spec(raw: object, source: str) -> ModelSpec:
     try:
         return ModelSpec.model_validate(raw)
     except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in err.errors())
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in err.errors()
+        )
         raise RunDirError(f"{source} is not a valid scseg model description: {problems}") from None
 
 
@@ -160,7 +162,9 @@ def _load_bundle(path: Path) -> LoadedModel:
     if (path / BUNDLE_MODEL_SPEC).is_file():
         spec = read_model_spec(path / BUNDLE_MODEL_SPEC)
     elif (path / LEGACY_BUNDLE_CONFIG).is_file():
-        spec = spec_from_training_config(read_yaml(path / LEGACY_BUNDLE_CONFIG), str(path / LEGACY_BUNDLE_CONFIG))
+        spec = spec_from_training_config(
+            read_yaml(path / LEGACY_BUNDLE_CONFIG), str(path / LEGACY_BUNDLE_CONFIG)
+        )
     else:
         raise RunDirError(
             f"{path} is a MONAI bundle but not one exported by scseg: {BUNDLE_MODEL_SPEC} is missing "

@@ -126,9 +126,7 @@ class ModelSpec(_Section):
             mode=ModeSpec(type=config.mode.type, slice_axis=config.mode.slice_axis),
             preprocessing=config.preprocessing,
             inference=InferenceSpec(**{**config.inference.model_dump(), "roi_size": config.roi_size}),
-            labels=LabelSpec(
-                names=names, values=list(config.data.label_values or range(1, len(names) + 1))
-            ),
+            labels=LabelSpec(names=names, values=list(config.data.label_values or range(1, len(names) + 1))),
             versions=current_versions(),
             provenance=provenance or Provenance(),
         )

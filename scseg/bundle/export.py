@@ -78,7 +78,8 @@ def _target(cls: type) -> str:
 
 def _transform_configs(spec: ModelSpec) -> list[dict[str, Any]]:
     return [
-        {"_target_": _target(cls), **kwargs} for cls, kwargs in preprocessing_spec(spec.preprocessing, ("image",))
+        {"_target_": _target(cls), **kwargs}
+        for cls, kwargs in preprocessing_spec(spec.preprocessing, ("image",))
     ]
 
 

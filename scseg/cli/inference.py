@@ -10,7 +10,9 @@ from rich.table import Table
 from scseg.cli.output import console
 from scseg.errors import EXIT_SOME_FAILED
 
-MODEL_HELP = "A trained model: run directory (`scseg train`), bundle (`scseg export-bundle`) or .pt checkpoint."
+MODEL_HELP = (
+    "A trained model: run directory (`scseg train`), bundle (`scseg export-bundle`) or .pt checkpoint."
+)
 
 
 def convert(

@@ -15,22 +15,35 @@ import yaml
 from scseg.errors import ConfigError
 
 MAX_YAML_BYTES = 4 * 1024 * 1024  # the largest shipped config is ~4 KB; a model.yaml ~2 KB
-MAX_YAML_ALIASES = 1000  # configs use a handful at most
+MAX_YAML_NODES = 1_000_000  # values once every alias is expanded; a 98-label config has ~1,000
 
 
 class _BoundedLoader(yaml.SafeLoader):
-    """SafeLoader that refuses documents with more than :data:`MAX_YAML_ALIASES` aliases."""
+    """SafeLoader that refuses documents whose aliases expand to more than :data:`MAX_YAML_NODES`
+    values. Each composed node's expanded size is the sum of its children's, so an alias counts
+    with the full size of what it refers to, and a bomb is caught while it is being read."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
-        self._aliases = 0
+        self._sizes: dict[int, int] = {}  # id(node) -> expanded size (nodes live until loading ends)
 
     def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
-        if self.check_event(yaml.AliasEvent):
-            self._aliases += 1
-            if self._aliases > MAX_YAML_ALIASES:
-                raise yaml.YAMLError(f"more than {MAX_YAML_ALIASES} aliases (refused as an alias bomb)")
-        return super().compose_node(parent, index)
+        node = super().compose_node(parent, index)
+        size = self._sizes.get(id(node))
+        if size is None:
+            if isinstance(node, yaml.SequenceNode):
+                children = node.value
+            elif isinstance(node, yaml.MappingNode):
+                children = [n for pair in node.value for n in pair]
+            else:
+                children = []
+            size = 1 + sum(self._sizes.get(id(c), 1) for c in children)
+            self._sizes[id(node)] = size
+        if size > MAX_YAML_NODES:
+            raise yaml.YAMLError(
+                f"its aliases expand to more than {MAX_YAML_NODES:,} values (refused as an alias bomb)"
+            )
+        return node
 
 
 def parse_yaml(text: str, source: str) -> Any:

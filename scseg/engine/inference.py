@@ -82,7 +82,9 @@ class ScsegInferer(Inferer):
             raise ValueError(f"unknown slice axis/view {unknown}; expected some of {list(SLICE_AXIS_INDEX)}")
         self.spatial_dims = spatial_dims
         self.axes: list[int | None] = [SLICE_AXIS_INDEX[a] for a in axes] if spatial_dims == 2 else [None]
-        self.inferers = [self._windows(list(roi_size), overlap, sw_batch_size, blend, a, sw_device) for a in self.axes]
+        self.inferers = [
+            self._windows(list(roi_size), overlap, sw_batch_size, blend, a, sw_device) for a in self.axes
+        ]
 
     @staticmethod
     def _windows(

@@ -130,7 +130,7 @@ def _predict_one(predictor: Predictor, job: _Job, views: list[str] | None, proba
                 names,
                 structure_colors(len(names)),
                 tmp / "seg.dcm",
-                algorithm=f"scseg {predictor.config.model.name} {predictor.config.model.se}",
+                algorithm=predictor.algorithm_name,
             )
             job.record.message = "; ".join([m for m in (job.record.message,) if m] + notes)
         save_preview(image, prediction.labels, volumes, tmp / "preview.png", title=job.record.series)

@@ -98,6 +98,12 @@ class Predictor:
     def spatial_dims(self) -> int:
         return self.spec.spatial_dims
 
+    @property
+    def algorithm_name(self) -> str:
+        """``scseg unet scse``: how outputs name the algorithm (DICOM SEG)."""
+        net = self.spec.network
+        return " ".join(["scseg", net.name, *([str(net.options["se"])] if "se" in net.options else [])])
+
     def check_views(self, views: list[str] | None) -> list[str] | None:
         """Validate ``--views``: slicing axes for 2D models only."""
         if not views:

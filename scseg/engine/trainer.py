@@ -190,7 +190,9 @@ class Trainer:
         """One pass over the training data; returns (mean loss, whether the time limit stopped it)."""
         cfg, s = self.config, session
         # reseed the random transforms per epoch so a resumed run samples what the original would
-        s.loaders.train_dataset.transform.set_random_state(seed=cfg.train.seed + 1000 * epoch + self.dist.rank)
+        s.loaders.train_dataset.transform.set_random_state(
+            seed=cfg.train.seed + 1000 * epoch + self.dist.rank
+        )
         if s.loaders.sampler is not None:
             s.loaders.sampler.set_epoch(epoch)
         s.net.train()
@@ -224,7 +226,9 @@ class Trainer:
         with autocast:
             loss = s.loss_fn(s.net(image), label)
         if not torch.isfinite(loss):
-            raise ScsegError(f"training diverged at epoch {epoch + 1} (loss {loss.item()}); lower optimizer.lr")
+            raise ScsegError(
+                f"training diverged at epoch {epoch + 1} (loss {loss.item()}); lower optimizer.lr"
+            )
         s.scaler.scale(loss).backward()
         s.scaler.unscale_(s.optimizer)
         nn.utils.clip_grad_norm_(s.model.parameters(), 12.0)
@@ -266,7 +270,9 @@ class Trainer:
             save_checkpoint(self.run_dir / LAST_CHECKPOINT, self._checkpoint(s, dice, training))
         barrier(self.dist)
 
-    def _checkpoint(self, s: _Session, dice: dict[str, float], training: TrainingState | None = None) -> Checkpoint:
+    def _checkpoint(
+        self, s: _Session, dice: dict[str, float], training: TrainingState | None = None
+    ) -> Checkpoint:
         spec = s.spec.model_copy(deep=True)
         spec.provenance.epoch, spec.provenance.validation_dice = s.epoch, dict(dice)
         return Checkpoint(

@@ -43,7 +43,9 @@ def test_a_file_without_weights_is_not_a_checkpoint(tmp_path: Path) -> None:
 
 
 def test_training_state_and_spec_round_trip(tmp_path: Path) -> None:
-    state = TrainingState({"o": 1}, {"s": 2}, {}, global_step=7, elapsed_s=1.5, best_dice=0.5, rng=rng_state())
+    state = TrainingState(
+        {"o": 1}, {"s": 2}, {}, global_step=7, elapsed_s=1.5, best_dice=0.5, rng=rng_state()
+    )
     spec = {"format": "scseg-model/1", "labels": {"names": ["a"], "values": [4]}}
     save_checkpoint(tmp_path / "c.pt", Checkpoint({"w": torch.ones(2)}, 3, {"a": 0.5}, spec, state))
     back = load_checkpoint(tmp_path / "c.pt")

@@ -25,7 +25,9 @@ def _scseg(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     result = subprocess.run(
         [sys.executable, "-m", "scseg", *args], capture_output=True, text=True, timeout=600, cwd=cwd
     )
-    assert result.returncode == 0, f"scseg {' '.join(args)}:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, (
+        f"scseg {' '.join(args)}:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    )
     return result
 
 
@@ -92,7 +94,9 @@ def test_a_moved_model_predicts_exports_serves_and_evaluates_without_its_data(tm
     assert summary["mean_dice"] > 0.5
 
     # MONAI Label serves it (pytest.importorskip: only where the label extra is installed)
-    pytest.importorskip("monailabel", reason="the label extra is not installed (scripts/setup.sh installs it)")
+    pytest.importorskip(
+        "monailabel", reason="the label extra is not installed (scripts/setup.sh installs it)"
+    )
     from tests.label.live_server import label_server, labels_of
 
     (work / "server").mkdir()

@@ -135,7 +135,7 @@ def test_the_cli_exit_code_says_that_a_series_failed(
         ("text", 3, "no DICOM image series and no NIfTI file"),
         ("missing", 3, "does not exist"),
         ("views3d", 2, "applies to 2D models"),
-        ("norun", 4, "neither a run directory"),
+        ("norun", 4, "is not a model"),
     ],
 )
 def test_bad_invocations_exit_with_a_clear_message(

@@ -29,7 +29,7 @@ def test_inversion_matches_monai_inverse() -> None:
     raw = copy.deepcopy(TINY)
     raw["data"]["root"] = "."
     raw["preprocessing"].update(spacing=[1.5, 1.5, 1.5], crop_foreground=True)
-    pre = Compose(preprocessing(config_from_dict(raw), keys=("image",), load=False))
+    pre = Compose(preprocessing(config_from_dict(raw).preprocessing, keys=("image",), load=False))
     rng = np.random.default_rng(0)
     image = np.zeros((30, 26, 14), np.float32)
     image[4:25, 3:20, 2:12] = rng.normal(1.0, 0.2, (21, 17, 10))  # foreground box: the crop removes the rest

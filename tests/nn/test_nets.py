@@ -146,7 +146,8 @@ def test_registry_lists_the_three_architectures() -> None:
         ({"name": "unet", "se_positions": ["middle"]}, "se_positions may only contain"),
         ({"name": "unet", "se": "xse"}, "se must be one of"),
         ({"name": "sdnet", "norm": "group"}, "unknown norm"),
-        ({"name": "densenet", "colour": "red"}, "rejected its arguments"),
+        ({"name": "densenet", "colour": "red"}, "'colour' is not an option of model 'densenet'"),
+        ({"name": "unet", "base_feature": 8}, "did you mean 'base_features'"),
         ({"name": "unet", "spatial_dims": 1}, "spatial_dims must be 2 or 3"),
     ],
 )

@@ -34,8 +34,8 @@ class UNet(SEEncoderDecoder):
     Example:
         >>> import torch
         >>> net = UNet(3, in_channels=1, out_channels=3, base_features=8, se="scse")
-        >>> net(torch.randn(1, 1, 17, 19, 21)).shape
-        torch.Size([1, 3, 17, 19, 21])
+        >>> net(torch.randn(2, 1, 17, 19, 21)).shape  # batch norm (the default) trains on batches > 1
+        torch.Size([2, 3, 17, 19, 21])
     """
 
     def __init__(

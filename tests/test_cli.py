@@ -35,3 +35,18 @@ def test_console_entry_point_runs_as_module() -> None:
         [sys.executable, "-m", "scseg", "--version"], capture_output=True, text=True, check=True
     )
     assert out.stdout.startswith("scseg ")
+
+
+def test_device_names_are_checked_in_one_clear_line(phantom_run_3d, tmp_path) -> None:
+    """--device gpu (not a device) and --device cuda (none here) end in one line and exit 2."""
+    import torch
+
+    runner = CliRunner()
+    args = ["predict", "-m", str(phantom_run_3d), "-i", str(tmp_path), "-o", str(tmp_path / "o")]
+    gpu = runner.invoke(app, [*args, "--device", "gpu"])
+    assert gpu.exit_code == 2 and "--device 'gpu': expected auto, cpu, cuda or cuda:N" in gpu.output
+    assert "Traceback" not in gpu.output and len(gpu.output.strip().splitlines()) == 1
+    if not torch.cuda.is_available():
+        cuda = runner.invoke(app, [*args, "--device", "cuda"])
+        assert cuda.exit_code == 2 and "CUDA is not available on this machine" in cuda.output
+        assert len(cuda.output.strip().splitlines()) == 1

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from scseg.errors import DataError
+from scseg.errors import ConfigError, DataError
 from scseg.evaluation.ablation import Cell, ablate, cell_config
 from scseg.evaluation.evaluate import evaluate_folders, evaluate_model
 from scseg.evaluation.metrics import StructureScore
@@ -146,3 +146,18 @@ def test_cell_configs_switch_architecture_and_dimensionality() -> None:
     assert two_d["model"] == {"name": "densenet", "se": "scse"}
     assert two_d["mode"]["type"] == "2d" and two_d["mode"]["patch_size"] == [32, 32]  # coronal: the 48 goes
     assert two_d["train"]["time_limit_minutes"] == 5 and raw["model"]["se"] == "cse"  # the input is untouched
+
+
+def test_a_label_table_with_background_is_accepted(label_folders: tuple[Path, Path], tmp_path: Path) -> None:
+    """ITK-SNAP / FreeSurfer-style tables list ``0: background``: accepted, and background not scored."""
+    pred, ref = label_folders
+    names = tmp_path / "names.yaml"
+    names.write_text("0: background\n1: anterior\n2: posterior\n")
+    result = evaluate_folders(pred, ref, tmp_path / "out", names, progress=False)
+    assert set(result.summary["per_structure"]) == {"anterior", "posterior"}
+    names.write_text("0: background\n")
+    with pytest.raises(ConfigError, match="only background"):
+        evaluate_folders(pred, ref, tmp_path / "o2", names, progress=False)
+    names.write_text("-1: nothing\n1: anterior\n")
+    with pytest.raises(ConfigError, match="label values >= 0"):
+        evaluate_folders(pred, ref, tmp_path / "o3", names, progress=False)

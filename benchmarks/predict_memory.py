@@ -92,12 +92,13 @@ def bundle_comparison(series: Path, run_dir: Path, workdir: Path) -> dict:
     import nibabel as nib
 
     from scseg.bundle import export_bundle
-    from scseg.io.dicom_series import read_series
+    from scseg.io.dicom_series import find_series, read_series
 
     images = workdir / "nifti"
     if not (images / "ct.nii.gz").is_file():
         images.mkdir(parents=True, exist_ok=True)
-        nib.save(read_series(series), images / "ct.nii.gz")
+        (found, *_), _ = find_series(series)
+        nib.save(read_series(found), images / "ct.nii.gz")
     bundle = workdir / "bundle"
     if bundle.exists():
         shutil.rmtree(bundle)

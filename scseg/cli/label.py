@@ -34,8 +34,16 @@ def serve(
     app_dir: Path = typer.Option(
         None,
         "--app-dir",
-        help="Folder for the server's app, logs and caches (default: ~/.cache/scseg/monailabel-app).",
+        help="Folder for the server's app, logs, sessions, caches and uploads (default: ~/.cache/scseg/monailabel-app).",
     ),
+    token: str = typer.Option(
+        None,
+        "--token",
+        envvar="SCSEG_LABEL_TOKEN",
+        show_envvar=True,
+        help="Shared secret every request must send as 'Authorization: Bearer TOKEN' (default: none).",
+    ),
+    max_upload_mb: int = typer.Option(256, "--max-upload-mb", min=1, help="Largest label upload accepted."),
 ) -> None:
     """Start the MONAI Label server with one infer model per --model (stop it with Ctrl-C or SIGTERM)."""
     from scseg.label.compat import missing_label_extra
@@ -57,4 +65,20 @@ def serve(
     console.print(f"studies: {len(found.images)} image(s) served from {found.datastore}")
     for problem in found.problems:
         console.print(f"[yellow]not served:[/] {problem}", highlight=False, soft_wrap=True)
-    run_server(served, found.datastore, app_dir or default_app_dir(), host, port, device)
+    if not token:
+        console.print(
+            "[yellow]no --token:[/] every local user (and, with --host 0.0.0.0, the network) can run "
+            "inference and save labels; see README, MONAI Label",
+            highlight=False,
+        )
+    run_server(
+        served,
+        studies,
+        found.datastore,
+        app_dir or default_app_dir(),
+        host,
+        port,
+        device,
+        token,
+        max_upload_mb,
+    )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from monailabel.interfaces.app import MONAILabelApp  # noqa: E402
 from monailabel.interfaces.tasks.infer_v2 import InferTask  # noqa: E402
 
 from scseg import __version__  # noqa: E402
+from scseg.label.gateway import STUDIES_CONF  # noqa: E402
 from scseg.label.infer import ScsegInferTask  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -60,15 +60,15 @@ class ScsegLabelApp(MONAILabelApp):
         return infers
 
     def infer(self, request: dict[str, Any], datastore: Any = None) -> dict[str, Any]:
-        """Reject unknown models and images with 404 (monailabel answers 500 for both)."""
+        """Reject unknown models (404; monailabel answers 500) and any image that is not a file or
+        folder inside the studies datastore (404, the same answer whether it exists or not)."""
         model = request.get("model")
         if model not in self._infers:
             raise HTTPException(
                 404, f"unknown model {model!r}; this server has: {', '.join(sorted(self._infers)) or 'none'}"
             )
         image = request.get("image")
-        if isinstance(image, str):
-            store = datastore or self.datastore()
-            if not image or (not os.path.exists(image) and not store.get_image_uri(image)):
-                raise HTTPException(404, f"unknown image {image!r}: not in the studies datastore")
-        return super().infer(request, datastore)
+        root = Path(self.conf.get(STUDIES_CONF) or self.studies).resolve()
+        if not isinstance(image, str) or not image or not Path(image).resolve().is_relative_to(root):
+            raise HTTPException(404, "unknown image")
+        return super().infer({"model": model, "image": str(Path(image).resolve()), "save_label": False}, datastore)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,7 +55,8 @@ def parse_models(values: list[str]) -> list[ServedModel]:
         if not (folder.is_file() or is_run_dir(folder) or is_bundle(folder)):
             raise RunDirError(
                 f"--model {value}: {folder} is neither a run directory, a bundle written by "
-                "`scseg export-bundle`, nor a .pt checkpoint" + ("" if folder.exists() else " (it does not exist)")
+                "`scseg export-bundle`, nor a .pt checkpoint"
+                + ("" if folder.exists() else " (it does not exist)")
             )
         name = name or re.sub(r"[^A-Za-z0-9_.-]+", "_", folder.stem if folder.is_file() else folder.name)
         if any(s.name == name for s in specs):
@@ -77,26 +77,48 @@ def write_app(app_dir: Path) -> Path:
     return app_dir
 
 
+TOKEN_ENV = "SCSEG_LABEL_TOKEN"
+
+
 def run_server(
-    specs: list[ServedModel], datastore: Path, app_dir: Path, host: str, port: int, device: str
+    specs: list[ServedModel],
+    studies: Path,
+    datastore: Path,
+    app_dir: Path,
+    host: str,
+    port: int,
+    device: str,
+    token: str | None = None,
+    max_upload_mb: int = 256,
 ) -> None:
-    """Run monailabel's own ``start_server`` in this process (returns when the server stops)."""
+    """Serve the scseg app with uvicorn in this process (returns when the server stops).
+
+    The app is monailabel's app instance (our ``ScsegLabelApp``) behind scseg's own, smaller HTTP
+    surface (:mod:`scseg.label.gateway`) instead of monailabel's app with all its routers.
+    Sessions, caches and uploads live under ``app_dir``.
+    """
     from scseg.label.compat import prepare_import
 
     prepare_import()  # before monailabel's first import
-    from monailabel.main import Main
+    import uvicorn
+    from monailabel.config import settings
 
     from scseg.label.app import DEVICE_CONF, MODELS_CONF
+    from scseg.label.gateway import STUDIES_CONF, build_app
 
-    models = json.dumps([{"name": s.name, "path": str(s.path)} for s in specs])
-    sys.argv = [
-        "monailabel",
-        "start_server",
-        "--app", str(write_app(app_dir)),
-        "--studies", str(datastore),
-        "--host", host,
-        "--port", str(port),
-        "--conf", MODELS_CONF, models,
-        "--conf", DEVICE_CONF, device,
-    ]  # fmt: skip
-    Main().run()
+    app_dir = write_app(app_dir.resolve())
+    for sub in ("model", "logs", "sessions", "cache", "uploads"):
+        (app_dir / sub).mkdir(exist_ok=True)
+    # what monailabel's start_server would set, without its PATH / PYTHONPATH / .env side effects
+    settings.MONAI_LABEL_APP_DIR = str(app_dir)
+    settings.MONAI_LABEL_STUDIES = str(datastore.resolve())
+    settings.MONAI_LABEL_SERVER_PORT = port
+    settings.MONAI_LABEL_SESSION_PATH = str(app_dir / "sessions")
+    settings.MONAI_LABEL_DATASTORE_CACHE_PATH = str(app_dir / "cache")
+    settings.MONAI_LABEL_APP_CONF = {
+        MODELS_CONF: json.dumps([{"name": s.name, "path": str(s.path)} for s in specs]),
+        DEVICE_CONF: device,
+        STUDIES_CONF: str(studies.resolve()),
+    }
+    app = build_app(app_dir, token=token or None, max_upload_bytes=max_upload_mb << 20)
+    uvicorn.run(app, host=host, port=port, log_level="info")

@@ -33,14 +33,17 @@ class Server:
 
 
 @contextlib.contextmanager
-def label_server(models: list[str], studies: Path, work: Path) -> Iterator[Server]:
-    """``scseg label serve --model M ...`` as a subprocess; yields once ``GET /info/`` answers."""
+def label_server(
+    models: list[str], studies: Path, work: Path, extra: tuple[str, ...] = (), headers: dict | None = None
+) -> Iterator[Server]:
+    """``scseg label serve --model M ... [extra]`` as a subprocess; yields once ``GET /info/``
+    answers (sent with ``headers``, e.g. the token)."""
     port = free_port()
     log = work / "server.log"
     command = [sys.executable, "-m", "scseg", "label", "serve",
                *[arg for m in models for arg in ("--model", m)],
                "--studies", str(studies), "--port", str(port), "--device", "cpu",
-               "--app-dir", str(work / "app")]  # fmt: skip
+               "--app-dir", str(work / "app"), *extra]  # fmt: skip
     with log.open("w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ})
     url = f"http://127.0.0.1:{port}"
@@ -49,7 +52,7 @@ def label_server(models: list[str], studies: Path, work: Path) -> Iterator[Serve
         if process.poll() is not None:
             pytest.fail(f"the server exited with {process.returncode}:\n{log.read_text()[-4000:]}")
         try:
-            if httpx.get(f"{url}/info/", timeout=5).status_code == 200:
+            if httpx.get(f"{url}/info/", timeout=5, headers=headers).status_code == 200:
                 break
         except httpx.TransportError:
             pass

@@ -8,8 +8,6 @@ every series found, what was done and why not. Each case folder is written whole
 
 from __future__ import annotations
 
-import csv
-import io
 import sys
 import time
 from dataclasses import dataclass, fields
@@ -21,8 +19,9 @@ from tqdm.auto import tqdm
 
 from scseg.engine.predictor import Predictor
 from scseg.errors import DataError
-from scseg.io.atomic import AtomicDirectory, atomic_write_bytes, save_nifti_atomic
+from scseg.io.atomic import AtomicDirectory, save_nifti_atomic
 from scseg.io.convert import series_output_dir, skipped_status
+from scseg.io.csv_report import write_csv
 from scseg.io.dicom_seg import write_dicom_seg
 from scseg.io.dicom_series import DicomSeries, find_series, is_nifti, read_series, sanitize
 from scseg.io.reports import save_preview, structure_colors, structure_volumes, write_volumes_csv
@@ -95,13 +94,9 @@ def find_inputs(path: Path, out_dir: Path) -> tuple[list[_Job], list[PredictionR
 
 def write_summary(path: Path, records: list[PredictionRecord]) -> None:
     """``summary.csv``: one row per series / file found (written atomically)."""
-    text = io.StringIO()
-    writer = csv.writer(text)
     names = [f.name for f in fields(PredictionRecord)]
-    writer.writerow(names)
-    for r in records:
-        writer.writerow([f"{getattr(r, n):.1f}" if n == "seconds" else getattr(r, n) for n in names])
-    atomic_write_bytes(path, lambda f: f.write(text.getvalue().encode()))
+    rows = ([f"{getattr(r, n):.1f}" if n == "seconds" else getattr(r, n) for n in names] for r in records)
+    write_csv(path, names, rows)
 
 
 def _segment_numbers(labels: np.ndarray, values: list[int]) -> np.ndarray:

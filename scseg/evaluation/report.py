@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import math
@@ -20,6 +19,7 @@ from scseg.evaluation.metrics import (
     StructureScore,
 )
 from scseg.io.atomic import atomic_write_bytes, write_text_atomic
+from scseg.io.csv_report import write_csv
 
 SUMMARY_METRICS = ("dice", "hd95", "assd", "volume_diff_ml", "volume_diff_percent")
 
@@ -58,23 +58,12 @@ def summarise(scores: Sequence[StructureScore]) -> dict:
 
 def write_per_case(path: Path, scores: Sequence[StructureScore]) -> None:
     """Long format: case, structure, label_value, metric, value (empty when undefined), note."""
-    text = io.StringIO()
-    writer = csv.writer(text)
-    writer.writerow(["case", "structure", "label_value", "metric", "value", "note"])
-    for s in scores:
-        for metric in METRICS:
-            value = getattr(s, metric)
-            writer.writerow(
-                [
-                    s.case,
-                    s.structure,
-                    s.label_value,
-                    metric,
-                    "" if math.isnan(value) else f"{value:.6g}",
-                    s.note,
-                ]
-            )
-    write_text_atomic(path, text.getvalue())
+    rows = (
+        [s.case, s.structure, s.label_value, metric, "" if math.isnan(v) else f"{v:.6g}", s.note]
+        for s in scores
+        for metric, v in ((m, getattr(s, m)) for m in METRICS)
+    )
+    write_csv(path, ["case", "structure", "label_value", "metric", "value", "note"], rows)
 
 
 def _fmt(mean: float | None, std: float | None, digits: int) -> str:

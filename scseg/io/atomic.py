@@ -12,6 +12,20 @@ from typing import BinaryIO
 import nibabel as nib
 
 
+def current_umask() -> int:
+    """The process umask (read by setting and restoring it: the only portable way)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _as_if_created(path: Path, directory: bool) -> None:
+    """Give a temp file / folder the mode a plain ``open`` / ``mkdir`` would have: ``mkstemp`` and
+    ``mkdtemp`` create them private (0600 / 0700), which would hide results from e.g. a PACS
+    service account that the user's umask lets read them."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~current_umask())
+
+
 def atomic_write_bytes(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Call ``write(fileobj)`` on a temp file next to ``path``, then rename it over ``path``.
 
@@ -24,6 +38,7 @@ def atomic_write_bytes(path: Path, write: Callable[[BinaryIO], object]) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        _as_if_created(Path(tmp), directory=False)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -65,6 +80,7 @@ class AtomicDirectory:
         self.tmp = Path(
             tempfile.mkdtemp(prefix=f".{self.target.name}.", suffix=".partial", dir=self.target.parent)
         )
+        _as_if_created(self.tmp, directory=True)
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from scseg.io.atomic import atomic_write_bytes
+from scseg.io.csv_report import write_csv
 
 
 def structure_colors(n: int) -> list[tuple[int, int, int]]:
@@ -63,12 +63,8 @@ def structure_volumes(
 
 
 def write_volumes_csv(path: Path, volumes: Sequence[StructureVolume]) -> None:
-    text = io.StringIO()
-    writer = csv.writer(text)
-    writer.writerow(["structure", "label_value", "voxels", "volume_ml"])
-    for v in volumes:
-        writer.writerow([v.structure, v.label_value, v.voxels, f"{v.volume_ml:.4f}"])
-    atomic_write_bytes(path, lambda f: f.write(text.getvalue().encode()))
+    rows = ([v.structure, v.label_value, v.voxels, f"{v.volume_ml:.4f}"] for v in volumes)
+    write_csv(path, ["structure", "label_value", "voxels", "volume_ml"], rows)
 
 
 def _canonical(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -78,7 +78,8 @@ def test_demo_reaches_dice_above_0_8(tmp_path: Path) -> None:
     dice = {k[5:]: float(v) for k, v in last.items() if k.startswith("dice_")}
     assert set(dice) == {"ventricle", "lesion", "rim"}
     assert min(dice.values()) > 0.8, dice
-    assert float(last["elapsed_min"]) < 3.0
+    # bounded by epochs, not by the clock: a slow or busy machine trains as long as a quiet one
+    assert int(last["epoch"]) == 40, "the demo trains all its epochs (its time limit is only a guard)"
 
 
 def _write_pair(folder: Path, name: str, image, label, label_affine=None) -> None:

@@ -181,10 +181,6 @@ class ModelConfig(BaseModel):
         an option set to ``null`` is unset (the architecture's default applies)."""
         return {k: v for k, v in (self.model_extra or {}).items() if v is not None}
 
-    def create_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for :func:`scseg.nn.create_model` (alias of :meth:`options`)."""
-        return self.options()
-
 
 class LossConfig(Section):
     name: Literal["dice_ce", "weighted_ce_dice"] = "dice_ce"

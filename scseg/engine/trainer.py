@@ -165,7 +165,8 @@ class Trainer:
         if self.main:  # the resolved config (a record, incl. --set overrides on resume) and the artefact
             self.run_dir.mkdir(parents=True, exist_ok=True)
             write_text_atomic(self.run_dir / RUN_CONFIG, dump_config(cfg))
-            write_model_spec(self.run_dir / MODEL_SPEC, spec)
+            if not (self.resume_run and (self.run_dir / MODEL_SPEC).is_file()):
+                write_model_spec(self.run_dir / MODEL_SPEC, spec)  # on resume: keeps the best weights' own
         barrier(self.dist)
         session.started = time.monotonic()
         return session

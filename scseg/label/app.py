@@ -59,6 +59,10 @@ class ScsegLabelApp(MONAILabelApp):
         self.labels = merged
         return infers
 
+    def label_values(self) -> set[int]:
+        """Every label value some served model writes (what a saved label may contain besides 0)."""
+        return {int(v) for task in self._infers.values() for v in task.labels.values()}
+
     def infer(self, request: dict[str, Any], datastore: Any = None) -> dict[str, Any]:
         """Reject unknown models (404; monailabel answers 500) and any image that is not a file or
         folder inside the studies datastore (404, the same answer whether it exists or not)."""

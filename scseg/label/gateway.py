@@ -225,8 +225,7 @@ def build_app(app_dir: Path, token: str | None = None, max_upload_bytes: int = 2
         saved = await _save_upload(label, uploads, max_upload_bytes)
         try:
             instance = _instance()
-            allowed = {int(v) for task in instance._infers.values() for v in task.labels.values()}
-            check_label_file(saved, target, allowed)
+            check_label_file(saved, target, instance.label_values())
             try:
                 info = json.loads(params) if params else {}
             except json.JSONDecodeError:

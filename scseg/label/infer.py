@@ -72,7 +72,7 @@ class ScsegInferTask(BasicInferTask):
             # the task takes and returns whole volumes, also for 2D networks (run slice-wise)
             dimension=3,
             description=f"scseg {how} from {self.model_path.name}",
-            config={"scseg_model": str(self.model_path), "network_dims": net.spatial_dims},
+            config={"scseg_model": self.model_path.name, "network_dims": net.spatial_dims},  # no server paths
         )
 
     # monailabel's transform stages are unused: __call__ runs the whole scseg prediction

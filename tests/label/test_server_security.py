@@ -71,6 +71,7 @@ def test_every_endpoint_needs_the_token(server: Server) -> None:
     assert httpx.get(f"{server.url}/datastore/", params={"output": "all"}).status_code == 401
     info = _get(server, "/info/")
     assert info.status_code == 200 and "m" in info.json()["models"]
+    assert "/tmp" not in info.text and "pytest" not in info.text, "no server paths in the app info"
 
 
 def test_attacks_get_4xx_and_change_nothing_outside_the_datastore(

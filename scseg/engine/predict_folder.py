@@ -9,6 +9,7 @@ every series found, what was done and why not. Each case folder is written whole
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -18,7 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from scseg.engine.predictor import Predictor
-from scseg.errors import DataError
+from scseg.errors import ConfigError, DataError
 from scseg.io.atomic import AtomicDirectory, save_nifti_atomic
 from scseg.io.convert import series_output_dir, skipped_status
 from scseg.io.csv_report import write_csv
@@ -131,6 +132,20 @@ def _predict_one(predictor: Predictor, job: _Job, views: list[str] | None, proba
         save_preview(image, prediction.labels, volumes, tmp / "preview.png", title=job.record.series)
 
 
+def check_writable(out_dir: Path) -> None:
+    """Create ``out_dir`` if needed and make sure files can be written into it.
+
+    Raises:
+        ConfigError: it lies under a file, or cannot be created or written to (the OS's reason).
+    """
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".scseg-write-check-"):
+            pass
+    except OSError as err:
+        raise ConfigError(f"--output {out_dir} cannot be written to ({err.strerror or err})") from None
+
+
 def predict_path(
     predictor: Predictor,
     input_path: str | Path,
@@ -151,6 +166,7 @@ def predict_path(
     out_dir = Path(out_dir)
     views = predictor.check_views(views)
     jobs, records = find_inputs(Path(input_path), out_dir)
+    check_writable(out_dir)  # before any inference, not after the first case's compute
     records = [j.record for j in jobs] + records
     summary = out_dir / "summary.csv"
     bar = tqdm(jobs, desc="predict", unit="series", disable=not progress, file=sys.stderr)

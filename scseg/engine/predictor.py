@@ -23,7 +23,7 @@ from scseg.data.transforms import preprocessing
 from scseg.engine.device import resolve_device
 from scseg.engine.inference import inferer_for
 from scseg.engine.resample import probabilities_to_labels
-from scseg.errors import ConfigError, ScsegError
+from scseg.errors import ConfigError, DataError, ScsegError
 
 
 @dataclass
@@ -36,6 +36,25 @@ class Prediction:
 
 
 PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def check_segmentable(data: np.ndarray) -> None:
+    """Refuse volumes no model can segment meaningfully: NaN / infinite voxels (z-scoring would
+    spread them over the whole volume) or a constant image (nothing to see; its segmentation would
+    be 0 mL or phantom structures).
+
+    Raises:
+        DataError: with the reason.
+    """
+    low, high = float(data.min()), float(data.max())  # NaN and inf propagate: no full-size mask
+    if not (np.isfinite(low) and np.isfinite(high)):
+        bad = data.size - int(np.isfinite(data).sum())
+        raise DataError(
+            f"the image has {bad} NaN or infinite voxel(s) of {data.size} ({100 * bad / data.size:.1f} %); "
+            "it cannot be segmented (check the conversion that wrote it)"
+        )
+    if low == high:
+        raise DataError(f"the image is constant (every voxel is {low:g}); there is nothing to segment")
 
 
 def cpu_has_native_bf16() -> bool:
@@ -126,6 +145,7 @@ class Predictor:
             data = data[..., 0]
         if data.ndim != 3:
             raise ScsegError(f"expected a 3D volume, got an image of shape {image.shape}")
+        check_segmentable(data)
         tensor = MetaTensor(
             torch.from_numpy(data)[None], affine=torch.as_tensor(image.affine, dtype=torch.float64)
         )

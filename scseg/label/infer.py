@@ -89,7 +89,10 @@ class ScsegInferTask(BasicInferTask):
         start = time.time()
         image = read_volume(Path(str(request.get("image", ""))))
         read = time.time()
-        prediction = self.predictor.predict(image)
+        try:
+            prediction = self.predictor.predict(image)
+        except ScsegError as err:  # e.g. a constant or NaN image: the client's problem, not a 500
+            raise HTTPException(422, str(err)) from None
         inferred = time.time()
         # monailabel sends this file and deletes it afterwards
         with tempfile.NamedTemporaryFile(suffix=".nii.gz", prefix="scseg-", delete=False) as f:

@@ -185,3 +185,25 @@ def test_existing_outputs_are_replaced_whole_or_not_at_all(
 def test_find_inputs_raises_for_a_path_without_images(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no DICOM image series and no NIfTI file"):
         predict_folder.find_inputs(tmp_path, tmp_path / "out")
+
+
+def test_images_that_cannot_be_segmented_fail_with_the_reason(phantom_run_3d: Path, tmp_path: Path) -> None:
+    import nibabel as nib
+
+    images = tmp_path / "in"
+    images.mkdir()
+    nan = np.ones((24, 24, 24), np.float32)
+    nan[3:5] = np.nan
+    nib.save(nib.Nifti1Image(nan, np.eye(4)), images / "nan.nii.gz")
+    nib.save(nib.Nifti1Image(np.full((24, 24, 24), 7, np.int16), np.eye(4)), images / "constant.nii.gz")
+    predict_path(Predictor(phantom_run_3d, device="cpu"), images, tmp_path / "out", progress=False)
+    rows = {r["series"]: r for r in read_summary(tmp_path / "out")}
+    assert rows["nan"]["status"] == "failed" and "NaN or infinite" in rows["nan"]["message"]
+    assert rows["constant"]["status"] == "failed" and "constant" in rows["constant"]["message"]
+    assert not (tmp_path / "out" / "nan").exists() and not (tmp_path / "out" / "constant").exists()
+
+
+def test_an_unwritable_output_is_refused_before_any_inference(phantom_run_3d: Path, phantom_root: Path, tmp_path: Path) -> None:
+    (tmp_path / "a_file").write_text("x")
+    cli = predict_cli(phantom_run_3d, phantom_root / "imagesTr", tmp_path / "a_file" / "out")
+    assert cli.returncode == 2 and "cannot be written to" in cli.stderr and "Traceback" not in cli.stderr

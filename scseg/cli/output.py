@@ -13,6 +13,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from scseg.errors import ScsegError
+from scseg.io.names import printable
 
 console = Console()
 err_console = Console(stderr=True)
@@ -33,7 +34,7 @@ class ScsegGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except ScsegError as err:
-            raise fail(str(err), err.exit_code) from None
+            raise fail(printable(str(err)), err.exit_code) from None
 
 
 def dice_table(dice: dict[str, float]) -> Table:

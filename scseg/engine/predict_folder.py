@@ -9,23 +9,36 @@ every series found, what was done and why not. Each case folder is written whole
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 from tqdm.auto import tqdm
 
 from scseg.engine.predictor import Predictor
-from scseg.errors import ConfigError, DataError
-from scseg.io.atomic import AtomicDirectory, save_nifti_atomic
-from scseg.io.convert import series_output_dir, skipped_status
+from scseg.errors import DataError
+from scseg.io.atomic import AtomicDirectory, check_writable, clean_stale_temporaries, save_nifti_atomic
+from scseg.io.convert import skipped_status
 from scseg.io.csv_report import write_csv
+from scseg.io.dicom_headers import is_nifti
 from scseg.io.dicom_seg import write_dicom_seg
-from scseg.io.dicom_series import DicomSeries, find_series, is_nifti, read_series, sanitize
+from scseg.io.dicom_series import DicomSeries, find_series, read_series
+from scseg.io.names import display_path, printable, unique_name
+from scseg.io.nifti import load_nifti
+from scseg.io.output_lock import OutputLock
+from scseg.io.output_names import (
+    MARKER,
+    OutputTarget,
+    is_case_output,
+    nifti_stem,
+    nifti_target,
+    resolve_targets,
+    series_target,
+)
 from scseg.io.reports import save_preview, structure_colors, structure_volumes, write_volumes_csv
+from scseg.io.walk import walk_files
 
 
 @dataclass
@@ -37,7 +50,9 @@ class PredictionRecord:
     patient_id: str = ""
     study_uid: str = ""
     series: str = ""
-    status: str = "done"  # "done", "skipped" (not meant to be segmented) or "failed"
+    # "pending" (not reached yet: a batch that was stopped says so), "done", "failed", or
+    # "skipped" (not meant to be segmented: localizers, non-image objects)
+    status: str = "pending"
     output: str = ""
     seconds: float = 0.0
     message: str = ""
@@ -46,17 +61,19 @@ class PredictionRecord:
 @dataclass
 class _Job:
     record: PredictionRecord
-    out_dir: Path
+    target: OutputTarget
     series: DicomSeries | None = None
     nifti: Path | None = None
 
+    @property
+    def out_dir(self) -> Path:
+        return self.target.path
 
-def _nifti_case_name(path: Path) -> str:
-    name = path.name
-    for suffix in (".nii.gz", ".nii"):
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-    return sanitize(name)
+
+def _not_input(out_dir: Path) -> Callable[[Path], bool]:
+    """Folders not to read as input: the output folder and other runs' result folders."""
+    out = out_dir.resolve()
+    return lambda folder: folder.resolve() == out or is_case_output(folder)
 
 
 def find_inputs(path: Path, out_dir: Path) -> tuple[list[_Job], list[PredictionRecord]]:
@@ -66,30 +83,31 @@ def find_inputs(path: Path, out_dir: Path) -> tuple[list[_Job], list[PredictionR
         DataError: ``path`` does not exist, or holds neither a DICOM image series nor a NIfTI file.
     """
     if not path.exists():
-        raise DataError(f"--input {path} does not exist")
-    niftis = (
-        [path] if path.is_file() and is_nifti(path) else sorted(p for p in path.rglob("*") if is_nifti(p))
-    )
+        raise DataError(f"--input {display_path(path)} does not exist")
+    tree = walk_files(path, skip_folder=_not_input(out_dir))
     jobs: list[_Job] = []
-    used: set[Path] = set()
-    for file in niftis:
-        target = out_dir / _nifti_case_name(file)
-        if target in used:  # the same file name in two folders
-            target = target.with_name(f"{target.name}_{sanitize(file.parent.name)}")
-        used.add(target)
-        jobs.append(_Job(PredictionRecord(str(file), "nifti", series=target.name), target, nifti=file))
-    series, skipped = ([], []) if path.is_file() and is_nifti(path) else find_series(path)
+    for file in (f for f in tree.files if is_nifti(f)):
+        target = nifti_target(out_dir, path, file)
+        record = PredictionRecord(display_path(file), "nifti", series=unique_name(nifti_stem(file)))
+        jobs.append(_Job(record, target, nifti=file))
+    series, skipped = (
+        ([], []) if path.is_file() and is_nifti(path) else find_series(path, skip_folder=_not_input(out_dir))
+    )
     for item in series:
         record = PredictionRecord(
-            str(item.files[0].parent), "dicom", item.patient_id, item.study_uid, item.name
+            display_path(item.files[0].parent), "dicom", item.patient_id, item.study_uid, item.name
         )
         record.message = "; ".join(item.warnings)
-        jobs.append(_Job(record, series_output_dir(out_dir, item, used), series=item))
+        jobs.append(_Job(record, series_target(out_dir, item), series=item))
+    resolve_targets([j.target for j in jobs])
     others = [
-        PredictionRecord(str(s.folder), "dicom", status=skipped_status(s), message=s.reason) for s in skipped
+        PredictionRecord(display_path(s.folder), "dicom", status=skipped_status(s), message=s.reason)
+        for s in skipped
     ]
     if not jobs and not others:
-        raise DataError(f"no DICOM image series and no NIfTI file (.nii, .nii.gz) found under {path}")
+        raise DataError(
+            f"no DICOM image series and no NIfTI file (.nii, .nii.gz) found under {display_path(path)}"
+        )
     return jobs, others
 
 
@@ -108,10 +126,11 @@ def _segment_numbers(labels: np.ndarray, values: list[int]) -> np.ndarray:
 
 
 def _predict_one(predictor: Predictor, job: _Job, views: list[str] | None, probabilities: bool) -> None:
-    image = read_series(job.series) if job.series is not None else nib.load(job.nifti)
+    image = read_series(job.series) if job.series is not None else load_nifti(job.nifti)
     prediction = predictor.predict(image, views=views, probabilities=probabilities)
     names, values = predictor.label_names, predictor.label_values
     with AtomicDirectory(job.out_dir) as tmp:
+        (tmp / MARKER).write_text(job.target.identity + "\n", encoding="utf-8")
         save_nifti_atomic(prediction.labels, tmp / "labels.nii.gz")
         if prediction.probabilities is not None:
             save_nifti_atomic(prediction.probabilities, tmp / "probabilities.nii.gz")
@@ -132,20 +151,6 @@ def _predict_one(predictor: Predictor, job: _Job, views: list[str] | None, proba
         save_preview(image, prediction.labels, volumes, tmp / "preview.png", title=job.record.series)
 
 
-def check_writable(out_dir: Path) -> None:
-    """Create ``out_dir`` if needed and make sure files can be written into it.
-
-    Raises:
-        ConfigError: it lies under a file, or cannot be created or written to (the OS's reason).
-    """
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".scseg-write-check-"):
-            pass
-    except OSError as err:
-        raise ConfigError(f"--output {out_dir} cannot be written to ({err.strerror or err})") from None
-
-
 def predict_path(
     predictor: Predictor,
     input_path: str | Path,
@@ -156,31 +161,38 @@ def predict_path(
 ) -> list[PredictionRecord]:
     """Segment every case under ``input_path`` into ``out_dir``; a bad case is recorded and skipped.
 
+    ``summary.csv`` is written before the first case (every case ``pending``) and after each one,
+    so a batch stopped at any point (even by ``kill -9``) leaves rows that say what happened. One
+    run at a time writes into ``out_dir`` (a lock); temporaries a killed run left are removed first.
+
     Returns:
         One record per series / file found, as written to ``OUT_DIR/summary.csv``.
 
     Raises:
         DataError: nothing to segment under ``input_path``.
-        ConfigError: ``views`` given for a 3D model, or unknown view names.
+        ConfigError: ``views`` given for a 3D model, or unknown view names; ``out_dir`` cannot be
+            written to, or another run is writing into it.
     """
     out_dir = Path(out_dir)
     views = predictor.check_views(views)
-    jobs, records = find_inputs(Path(input_path), out_dir)
     check_writable(out_dir)  # before any inference, not after the first case's compute
-    records = [j.record for j in jobs] + records
-    summary = out_dir / "summary.csv"
-    bar = tqdm(jobs, desc="predict", unit="series", disable=not progress, file=sys.stderr)
-    for job in bar:
-        bar.set_postfix_str(job.record.series[:40])
-        start = time.perf_counter()
-        try:
-            _predict_one(predictor, job, views, probabilities)
-            job.record.output = str(job.out_dir)
-        except Exception as err:  # one bad case must not stop the batch: it is recorded and skipped
-            job.record.status = "failed"
-            detail = str(err) if isinstance(err, DataError) else f"{type(err).__name__}: {err}"
-            job.record.message = "; ".join(m for m in (job.record.message, detail) if m)
-        job.record.seconds = time.perf_counter() - start
-        write_summary(summary, records)  # after every case: an interrupted batch still has its summary
-    write_summary(summary, records)
+    with OutputLock(out_dir):
+        clean_stale_temporaries(out_dir)
+        jobs, others = find_inputs(Path(input_path), out_dir)
+        records = [j.record for j in jobs] + others
+        summary = out_dir / "summary.csv"
+        write_summary(summary, records)
+        bar = tqdm(jobs, desc="predict", unit="series", disable=not progress, file=sys.stderr)
+        for job in bar:
+            bar.set_postfix_str(job.record.series[:40])
+            start = time.perf_counter()
+            try:
+                _predict_one(predictor, job, views, probabilities)
+                job.record.status, job.record.output = "done", display_path(job.out_dir)
+            except Exception as err:  # one bad case must not stop the batch: it is recorded and skipped
+                job.record.status = "failed"
+                detail = str(err) if isinstance(err, DataError) else f"{type(err).__name__}: {err}"
+                job.record.message = "; ".join(m for m in (job.record.message, printable(detail)) if m)
+            job.record.seconds = time.perf_counter() - start
+            write_summary(summary, records)  # after every case: the rows say what really happened
     return records

@@ -8,7 +8,7 @@ from pathlib import Path
 from scseg.config.yaml_io import read_yaml
 from scseg.data.cases import case_name
 from scseg.errors import ConfigError, DataError
-from scseg.io.dicom_series import is_nifti
+from scseg.io.dicom_headers import is_nifti
 
 PREDICT_LABELS = "labels.nii.gz"  # the file name `scseg predict` writes per case
 
@@ -70,7 +70,13 @@ def load_names(path: Path) -> dict[int, str]:
         raise ConfigError(f"{path}: expected a mapping of label value to name, e.g. '1: anterior'")
     names = {}
     for key, value in raw.items():
-        if not isinstance(key, int) or isinstance(key, bool) or key < 0 or not isinstance(value, str) or not value:
+        if (
+            not isinstance(key, int)
+            or isinstance(key, bool)
+            or key < 0
+            or not isinstance(value, str)
+            or not value
+        ):
             raise ConfigError(
                 f"{path}: entry {key!r}: {value!r}: keys must be label values >= 0 (0, background, is "
                 "ignored), values names"
@@ -78,7 +84,9 @@ def load_names(path: Path) -> dict[int, str]:
         if key > 0:
             names[key] = value
     if not names:
-        raise ConfigError(f"{path}: names only background (0); give at least one structure, e.g. '1: anterior'")
+        raise ConfigError(
+            f"{path}: names only background (0); give at least one structure, e.g. '1: anterior'"
+        )
     return names
 
 

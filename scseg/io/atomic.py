@@ -11,6 +11,9 @@ from typing import BinaryIO
 
 import nibabel as nib
 
+from scseg.errors import ConfigError
+from scseg.io.names import printable
+
 
 def current_umask() -> int:
     """The process umask (read by setting and restoring it: the only portable way)."""
@@ -43,6 +46,22 @@ def atomic_write_bytes(path: Path, write: Callable[[BinaryIO], object]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_writable(folder: Path, option: str = "--output") -> None:
+    """Create ``folder`` if needed and make sure files can be written into it.
+
+    Raises:
+        ConfigError: it lies under a file, or cannot be created or written to (the OS's reason).
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".scseg-write-check-"):
+            pass
+    except OSError as err:
+        raise ConfigError(
+            f"{option} {printable(str(folder))} cannot be written to ({err.strerror or err})"
+        ) from None
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -94,3 +113,36 @@ class AtomicDirectory:
         os.replace(self.tmp, self.target)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+
+
+# the temporaries the writers above leave when a process is killed mid-write
+_STALE_SUFFIXES = (".partial", ".tmp", ".partial.nii.gz", ".old")
+
+
+def clean_stale_temporaries(root: Path) -> int:
+    """Remove what writes killed mid-way left under ``root``; put back a folder that
+    :class:`AtomicDirectory` had moved aside (``.old``) when its replacement never arrived.
+
+    Only for a folder no other process is writing into (hold its lock first).
+
+    Returns:
+        How many temporaries were removed or restored.
+    """
+    count = 0
+    for path in sorted(root.rglob(".*"), key=lambda p: len(p.parts), reverse=True):
+        name = path.name
+        if not name.endswith(_STALE_SUFFIXES) or not path.exists():
+            continue
+        if name.endswith(".old") and path.is_dir():
+            # ".<target>.<pid>.old": the target was moved here and the new one not renamed in yet
+            target = path.with_name(name[1:].rsplit(".", 2)[0])
+            if not target.exists():
+                os.replace(path, target)
+                count += 1
+                continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        count += 1
+    return count

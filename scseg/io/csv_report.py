@@ -3,8 +3,8 @@
 A cell that starts with ``=``, ``+``, ``-``, ``@`` (or a tab / carriage return) is a formula to
 Excel and LibreOffice; file names, PatientIDs and series descriptions come from DICOM headers and
 are hostile by assumption. Such text cells get a leading ``'`` (OWASP's CSV-injection advice);
-numbers, negative ones included, are left as they are. NUL and other control characters are
-written as ``\\xNN`` so a cell never breaks a reader.
+numbers, negative ones included, are left as they are. NUL and other control characters, and
+file-name bytes that are not UTF-8, are written as ``\\xNN`` so a cell never breaks a reader.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from scseg.io.atomic import atomic_write_bytes
+from scseg.io.names import printable
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -39,7 +40,7 @@ def csv_cell(value: Any) -> Any:
     """
     if not isinstance(value, str):
         return value
-    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", printable(value))
     if text.startswith(_FORMULA_START) and not _is_number(text):
         text = "'" + text
     return text

@@ -12,7 +12,8 @@ duplicate positions, missing slices / uneven spacing, gantry tilt, mixed image s
 from __future__ import annotations
 
 import re
-from collections import Counter, defaultdict
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,10 +21,18 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import SimpleITK as sitk
-from pydicom.errors import InvalidDicomError
 
 from scseg.errors import DataError
+from scseg.io.dicom_headers import (
+    compressed_size_mismatch,
+    file_problems,
+    group_headers,
+    text_of,
+)
+from scseg.io.memory import check_fits_in_memory
+from scseg.io.names import display_path, sanitize
 from scseg.io.native_pixels import SliceHeader, read_native_series, rescale_of
+from scseg.io.walk import walk_files
 
 # SOP classes that carry no image to segment (DICOM SEG, RT structures, structured reports, ...)
 NON_IMAGE_MODALITIES = {"SEG", "RTSTRUCT", "RTPLAN", "RTDOSE", "SR", "PR", "KO", "REG"}
@@ -65,42 +74,6 @@ class SkippedSeries:
     folder: Path
     reason: str
     failed: bool = False
-
-
-def sanitize(text: str) -> str:
-    """Letters, digits, '-', '_' and '.'; anything else becomes '_' (safe as a file or folder name)."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("._")
-    return cleaned[:80] or "unnamed"
-
-
-def is_nifti(path: Path) -> bool:
-    return path.name.lower().endswith((".nii", ".nii.gz"))
-
-
-def _read_header(path: Path) -> tuple[pydicom.Dataset, int] | None:
-    """The header without pixel data, and the file position where the pixel data element starts."""
-    try:
-        with open(path, "rb") as fp:
-            # force: some exports omit the 128-byte preamble; files that are not DICOM at all then
-            # come back without a SeriesInstanceUID (or raise) and are dropped by the caller
-            ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
-            return ds, fp.tell()  # pydicom stops (rewound) at the start of the PixelData element
-    except (
-        InvalidDicomError,
-        OSError,
-        ValueError,
-        TypeError,
-        AttributeError,
-        KeyError,
-        IndexError,
-        EOFError,
-    ):
-        return None  # not DICOM (or unreadable): ignored, as a PACS export mixes in other files
-
-
-def _text(ds: pydicom.Dataset, keyword: str) -> str:
-    value = ds.get(keyword)
-    return "" if value is None else str(value)
 
 
 def _vector(ds: pydicom.Dataset, tag: str, n: int) -> np.ndarray | None:
@@ -157,7 +130,7 @@ def _unique_instances(
     best: dict[str, tuple[Path, pydicom.Dataset]] = {}
     dropped = []
     for path, ds in members:
-        key = _text(ds, "SOPInstanceUID") or str(path)
+        key = text_of(ds, "SOPInstanceUID") or str(path)
         if key in best:
             keep, drop = sorted([best[key], (path, ds)], key=lambda m: m[0].stat().st_size, reverse=True)
             best[key] = keep
@@ -168,46 +141,42 @@ def _unique_instances(
 
 
 def find_series(
-    root: str | Path, exclude: list[Path] | None = None
+    root: str | Path,
+    exclude: list[Path] | None = None,
+    skip_folder: Callable[[Path], bool] | None = None,
 ) -> tuple[list[DicomSeries], list[SkippedSeries]]:
     """All readable image series under ``root`` (any depth, any file names; non-DICOM ignored).
 
     Args:
         root: a folder tree or one file.
         exclude: folders under ``root`` not to look into.
+        skip_folder: or a test that says which (e.g. result folders of ``scseg predict``).
 
     Returns:
         The series (files sorted along the slice normal) and the skipped ones with their reason
-        (localizers, non-image objects, fewer than 2 slices, bad geometry).
+        (localizers, non-image objects, fewer than 2 slices); ``failed`` ones for image series that
+        cannot be read whole (bad geometry, a truncated, unreadable or inconsistent file), for
+        folders that cannot be listed and for unreadable DICOM files that belong to no series.
     """
     root = Path(root)
     if not root.exists():
-        raise DataError(f"{root} does not exist")
-    groups: dict[str, list[tuple[Path, pydicom.Dataset]]] = defaultdict(list)
-    offsets: dict[Path, int] = {}
-    paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-    if exclude:
-        paths = [p for p in paths if not any(p.is_relative_to(e) for e in exclude)]
-    for path in paths:
-        if is_nifti(path):
-            continue  # never DICOM; reading a large one with force=True would only waste time
-        header = _read_header(path)
-        if header is None or not (_text(header[0], "SeriesInstanceUID") or "Rows" in header[0]):
-            continue  # not DICOM, or DICOM that is neither part of a series nor an image
-        ds, offsets[path] = header
-        # some anonymised exports blank SeriesInstanceUID: fall back to folder + series number + description
-        key = (
-            _text(ds, "SeriesInstanceUID")
-            or f"{path.parent}|{_text(ds, 'SeriesNumber')}|{_text(ds, 'SeriesDescription')}"
-        )
-        groups[key].append((path, ds))
-    series, skipped = [], []
+        raise DataError(f"{display_path(root)} does not exist")
+    excluded = [e.resolve() for e in exclude or []]
+    tree = walk_files(root, lambda d: d.resolve() in excluded or (skip_folder is not None and skip_folder(d)))
+    groups, offsets, broken = group_headers(tree.files)
+    series: list[DicomSeries] = []
+    skipped = [
+        SkippedSeries("", folder, f"folder {display_path(folder)} cannot be read ({why})", True)
+        for folder, why in tree.unreadable
+    ]
+    claimed: set[Path] = set()
     for uid, found in groups.items():
         members, dropped = _unique_instances(found)
-        first = members[0][1]
+        first = next((ds for _, ds in members if "Rows" in ds), members[0][1])
         folder = members[0][0].parent
         label = (
-            f"series {_text(first, 'SeriesNumber') or '?'} '{_text(first, 'SeriesDescription')}' in {folder}"
+            f"series {text_of(first, 'SeriesNumber') or '?'} '{text_of(first, 'SeriesDescription')}' "
+            f"in {display_path(folder)}"
         )
         modality = str(getattr(first, "Modality", ""))
         if modality in NON_IMAGE_MODALITIES or not hasattr(first, "Rows"):
@@ -218,13 +187,21 @@ def find_series(
         if any("LOCALIZER" in str(v).upper() for v in getattr(first, "ImageType", [])):
             skipped.append(SkippedSeries(uid, folder, f"{label}: localizer / scout"))
             continue
+        problems = file_problems(uid, members, offsets, broken)
+        claimed |= {
+            b.path for b in broken if b.series_uid == uid or b.path.parent in {p.parent for p, _ in members}
+        }
+        if problems:
+            more = f" (and {len(problems) - 1} more file(s))" if len(problems) > 1 else ""
+            skipped.append(SkippedSeries(uid, folder, f"{label}: {problems[0]}{more}", True))
+            continue
         info = DicomSeries(
             uid,
             [],
-            _text(first, "PatientID"),
-            _text(first, "StudyInstanceUID"),
-            _text(first, "SeriesNumber"),
-            _text(first, "SeriesDescription"),
+            text_of(first, "PatientID"),
+            text_of(first, "StudyInstanceUID"),
+            text_of(first, "SeriesNumber"),
+            text_of(first, "SeriesDescription"),
             modality,
         )
         if dropped:
@@ -238,7 +215,12 @@ def find_series(
             continue
         sizes = Counter((int(ds.Rows), int(ds.Columns)) for _, ds in members)
         if len(sizes) > 1:
-            skipped.append(SkippedSeries(uid, folder, f"{label}: mixed image sizes {dict(sizes)}", True))
+            common = sizes.most_common(1)[0][0]
+            odd = [display_path(p) for p, ds in members if (int(ds.Rows), int(ds.Columns)) != common]
+            reason = (
+                f"{label}: mixed image sizes {dict(sizes)} (Rows x Columns differ in {', '.join(odd[:3])})"
+            )
+            skipped.append(SkippedSeries(uid, folder, reason, True))
             continue
         if len(members) < 2:
             skipped.append(SkippedSeries(uid, folder, f"{label}: fewer than 2 slices"))
@@ -251,6 +233,11 @@ def find_series(
         by_path = dict(members)
         info.headers = [SliceHeader.of(by_path[f], offsets[f]) for f in info.files]
         series.append(info)
+    skipped += [
+        SkippedSeries("", b.path.parent, f"{display_path(b.path)} {b.reason}", True)
+        for b in broken
+        if b.path not in claimed
+    ]
     return series, skipped
 
 
@@ -262,6 +249,24 @@ def _rescales_to_fractions(series: DicomSeries) -> bool:
         else pydicom.dcmread(series.files[0], stop_before_pixels=True, force=True)
     )
     return any(v != round(v) for v in rescale_of(ds))
+
+
+def _itk_reason(err: RuntimeError) -> str:
+    """The reader's own words from an ITK exception, without its source file and line."""
+    text = str(err).strip()
+    reason = text.rsplit("ITK ERROR:", 1)[-1].splitlines()[-1] if text else ""
+    return re.sub(r"^\s*\w+\s*\(0x[0-9a-f]+\):\s*", "", reason).strip() or "the reader gave no reason"
+
+
+def _declared_shape(series: DicomSeries) -> tuple[int, int, int]:
+    """(slices, rows, columns) as the headers declare them (frames for a multi-frame file)."""
+    ds = (
+        series.headers[0].pixels
+        if series.headers
+        else pydicom.dcmread(series.files[0], stop_before_pixels=True, force=True)
+    )
+    slices = len(series.files) if len(series.files) > 1 else int(ds.get("NumberOfFrames", 1) or 1)
+    return slices, int(ds.Rows), int(ds.Columns)
 
 
 def _read_with_simpleitk(series: DicomSeries) -> tuple[np.ndarray, np.ndarray]:
@@ -280,7 +285,10 @@ def _read_with_simpleitk(series: DicomSeries) -> tuple[np.ndarray, np.ndarray]:
             reader.SetOutputPixelType(sitk.sitkFloat32)
         image = reader.Execute()
     except RuntimeError as err:
-        raise DataError(f"cannot decode series {series.name} in {series.files[0].parent}: {err}") from None
+        reason = compressed_size_mismatch(series.files) or _itk_reason(err)
+        raise DataError(
+            f"cannot decode series {series.name} in {display_path(series.files[0].parent)}: {reason}"
+        ) from None
     array = sitk.GetArrayFromImage(image)  # (z, y, x), one copy
     direction, spacing, origin = image.GetDirection(), image.GetSpacing(), image.GetOrigin()
     del image  # from here on only the NumPy copy is held
@@ -298,10 +306,14 @@ def read_series(series: DicomSeries, native: bool = True) -> nib.Nifti1Image:
         native: read uncompressed single-frame monochrome series with pydicom
             (:mod:`scseg.io.native_pixels`, 2-3x faster); ``False`` sends every series to SimpleITK.
     """
+    what = f"series {series.name} in {display_path(series.files[0].parent)}"
+    check_fits_in_memory(_declared_shape(series), 4, what)  # float32 for inference
     read = read_native_series(series.files, series.headers) if native else None
     array, affine_lps = read if read is not None else _read_with_simpleitk(series)
     if array.ndim != 3:
-        raise DataError(f"series {series.name}: expected a 3D scalar volume, got array shape {array.shape}")
+        raise DataError(f"{what}: expected a 3D scalar volume, got array shape {array.shape}")
+    if len(series.files) > 1 and array.shape[0] != len(series.files):
+        raise DataError(f"{what}: read {array.shape[0]} slices from {len(series.files)} files")
     affine_ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine_lps  # DICOM is LPS, NIfTI RAS
     # (x, y, z) as a Fortran-ordered view of the (z, y, x) array: nibabel stores F order, no copy
     return nib.Nifti1Image(array.transpose(2, 1, 0), affine_ras)

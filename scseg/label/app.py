@@ -75,4 +75,6 @@ class ScsegLabelApp(MONAILabelApp):
         root = Path(self.conf.get(STUDIES_CONF) or self.studies).resolve()
         if not isinstance(image, str) or not image or not Path(image).resolve().is_relative_to(root):
             raise HTTPException(404, "unknown image")
-        return super().infer({"model": model, "image": str(Path(image).resolve()), "save_label": False}, datastore)
+        return super().infer(
+            {"model": model, "image": str(Path(image).resolve()), "save_label": False}, datastore
+        )

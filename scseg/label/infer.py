@@ -20,7 +20,8 @@ from monailabel.tasks.infer.basic_infer import BasicInferTask
 
 from scseg.engine.predictor import Predictor
 from scseg.errors import ScsegError
-from scseg.io.dicom_series import find_series, is_nifti, read_series
+from scseg.io.dicom_headers import is_nifti
+from scseg.io.dicom_series import find_series, read_series
 
 
 def read_volume(path: Path) -> nib.Nifti1Image:

@@ -16,7 +16,9 @@ from pathlib import Path
 
 from scseg.errors import DataError
 from scseg.io.atomic import save_nifti_atomic, write_text_atomic
-from scseg.io.dicom_series import find_series, is_nifti, read_series, sanitize
+from scseg.io.dicom_headers import is_nifti
+from scseg.io.dicom_series import find_series, read_series
+from scseg.io.names import sanitize
 
 DATASTORE_DIR = "scseg-datastore"
 SOURCES_FILE = "scseg-sources.json"

@@ -18,6 +18,8 @@ from scseg.engine.predict_folder import predict_path
 from scseg.engine.predictor import Predictor
 from scseg.errors import DataError
 from scseg.io.dicom_seg import read_dicom_seg
+from scseg.io.output_lock import LOCK_FILE
+from scseg.io.output_names import MARKER
 from tests.engine.test_predictor import dice
 
 
@@ -91,7 +93,7 @@ def test_a_mixed_export_is_segmented_and_every_series_reported(
     # the DICOM series: outputs on its own grid, SEG decodes to the label map, Dice against the phantom
     case = Path(next(r["output"] for r in by_status["done"] if r["series"] == "1_scseg_phantom_000"))
     assert case.relative_to(out).parts[0] == "phantom_000"  # <patient>/<study>/<series>
-    assert {p.name for p in case.iterdir()} == {"labels.nii.gz", "seg.dcm", "volumes.csv", "preview.png"}
+    assert {p.name for p in case.iterdir()} == {"labels.nii.gz", "seg.dcm", "volumes.csv", "preview.png", MARKER}
     labels = nib.load(case / "labels.nii.gz")
     segments = read_dicom_seg(case / "seg.dcm", labels)
     np.testing.assert_array_equal(segments, np.asanyarray(labels.dataobj))  # values 1..3 = segments 1..3
@@ -108,11 +110,12 @@ def test_a_mixed_export_is_segmented_and_every_series_reported(
         (np.asanyarray(labels.dataobj) == 3).sum() * voxel_ml, rel=1e-3
     )
 
-    # the NIfTI file: OUT_DIR/<case>/ without seg.dcm
-    assert {p.name for p in (out / "phantom_001").iterdir()} == {
+    # the NIfTI file: OUT_DIR/<its folders under --input>/<case>/ without seg.dcm
+    assert {p.name for p in (out / "nifti" / "phantom_001").iterdir()} == {
         "labels.nii.gz",
         "volumes.csv",
         "preview.png",
+        MARKER,
     }
     assert not list(out.rglob("*.partial*")), "no temp files or folders left behind"
 
@@ -175,7 +178,7 @@ def test_existing_outputs_are_replaced_whole_or_not_at_all(
     assert records[0].status == "failed" and "disk full" in records[0].message
     after = {p.name: p.read_bytes() for p in (out / "phantom_002").iterdir()}
     assert after == before, "a failed re-run leaves the previous outputs as they were"
-    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == [LOCK_FILE]
 
     monkeypatch.undo()
     predict_path(predictor, source, out, probabilities=True, progress=False)

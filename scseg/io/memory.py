@@ -1,0 +1,35 @@
+"""Check a declared image size against the memory this machine has, before allocating it."""
+
+from __future__ import annotations
+
+import math
+
+import psutil
+
+from scseg.errors import DataError
+
+GIB = 1024**3
+
+
+def check_fits_in_memory(shape: tuple[int, ...], bytes_per_voxel: int, what: str) -> None:
+    """Refuse an image whose declared ``shape`` cannot be held (header values are hostile).
+
+    Args:
+        shape: the size the header declares.
+        bytes_per_voxel: what one voxel will take once loaded (float32 for inference: 4).
+        what: the file or series, for the message.
+
+    Raises:
+        DataError: a non-positive size, or more bytes than the memory available now.
+    """
+    if any(int(s) <= 0 for s in shape):
+        raise DataError(f"{what}: declares an image of size {tuple(shape)}; every size must be positive")
+    needed = math.prod(int(s) for s in shape) * bytes_per_voxel
+    available = psutil.virtual_memory().available
+    if needed > available:
+        size = " x ".join(str(int(s)) for s in shape)
+        raise DataError(
+            f"{what}: declares a {size} image, {needed / GIB:.1f} GiB once loaded, but only "
+            f"{available / GIB:.1f} GiB of memory is available; a header error, or an image too large "
+            "for this machine"
+        )

@@ -96,7 +96,9 @@ def pixel_data_problem(path: Path, ds: pydicom.Dataset, offset: int) -> str | No
             if element.length == 0xFFFFFFFF and end <= size:
                 fp.seek(max(end - 8, 0))
                 tail = fp.read(8)
-    except (OSError, ValueError, EOFError, struct.error, KeyError, TypeError, NotImplementedError) as err:
+    except EOFError as err:
+        return f"{name} is truncated: its pixel data ends early ({err})"
+    except (OSError, ValueError, struct.error, KeyError, TypeError, NotImplementedError) as err:
         return f"{name}: its pixel data cannot be read ({err})"
     syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
     if element.length == 0xFFFFFFFF:  # encapsulated (compressed): items up to a sequence delimiter

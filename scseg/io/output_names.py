@@ -52,7 +52,8 @@ def nifti_stem(path: Path) -> str:
 
 def nifti_target(out_dir: Path, input_root: Path, file: Path) -> OutputTarget:
     """``OUT/<folders under input_root>/<file name without .nii.gz>``."""
-    relative = file.relative_to(input_root) if input_root.is_dir() else Path(file.name)
+    inside = file != input_root and file.is_relative_to(input_root)
+    relative = file.relative_to(input_root) if inside else Path(file.name)
     parts = [unique_name(p) for p in relative.parent.parts] + [unique_name(nifti_stem(file))]
     return OutputTarget(f"nifti:{display_path(relative)}", out_dir.joinpath(*parts))
 

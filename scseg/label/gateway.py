@@ -157,6 +157,35 @@ def check_label_file(label: Path, image: Path, allowed: set[int]) -> None:
         )
 
 
+MULTIPART_OVERHEAD = 64 << 10  # form boundaries and part headers around the uploaded file
+
+
+class BodyLimit:
+    """Refuse a request body over the limit before anything reads it (pure ASGI middleware).
+
+    Starlette parses a multipart form, spooling the whole file to a temp file, before a route runs;
+    a size check in the route would come after the disk had filled. The declared ``Content-Length``
+    is checked first (uvicorn stops a body at that length), and a body without one is refused.
+    """
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
+            headers = dict(scope["headers"])
+            declared = headers.get(b"content-length")
+            if declared is None and b"transfer-encoding" in headers:
+                await JSONResponse({"detail": "a Content-Length is required"}, 411)(scope, receive, send)
+                return
+            if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+                limit_mb = (self.limit - MULTIPART_OVERHEAD) // (1 << 20)
+                detail = f"upload larger than the limit of {limit_mb} MiB"
+                await JSONResponse({"detail": detail}, 413)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def build_app(app_dir: Path, token: str | None = None, max_upload_bytes: int = 256 << 20) -> FastAPI:
     """The FastAPI app ``scseg label serve`` runs (monailabel's settings must be set already)."""
 
@@ -171,6 +200,7 @@ def build_app(app_dir: Path, token: str | None = None, max_upload_bytes: int = 2
         title="scseg MONAI Label", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
     )
     uploads = app_dir / "uploads"
+    app.add_middleware(BodyLimit, limit=max_upload_bytes + MULTIPART_OVERHEAD)
 
     @app.middleware("http")
     async def authenticate(request: Request, call_next: Any) -> Response:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,8 +108,10 @@ def run_server(
     from scseg.label.gateway import STUDIES_CONF, build_app
 
     app_dir = write_app(app_dir.resolve())
-    for sub in ("model", "logs", "sessions", "cache", "uploads"):
+    for sub in ("model", "logs", "sessions", "cache", "uploads", "tmp"):
         (app_dir / sub).mkdir(exist_ok=True)
+    # Starlette spools form uploads to temp files: keep them (and any library's) inside the app folder
+    tempfile.tempdir = str(app_dir / "tmp")
     # what monailabel's start_server would set, without its PATH / PYTHONPATH / .env side effects
     settings.MONAI_LABEL_APP_DIR = str(app_dir)
     settings.MONAI_LABEL_STUDIES = str(datastore.resolve())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -151,6 +152,21 @@ def test_request_parameters_cannot_redirect_inference(
     assert upload.status_code == 404, "uploads are not inference inputs: the image must be a datastore id"
 
 
+def _declared_upload_status(server: Server, length: int) -> int:
+    """The status line's code for a PUT that declares ``length`` body bytes and sends none (raw
+    socket: HTTP clients set Content-Length from the body they actually send)."""
+    host, port = server.url.removeprefix("http://").split(":")
+    request = (
+        f"PUT /datastore/label?image=phantom_002&tag=final HTTP/1.1\r\nHost: {host}\r\n"
+        f"Authorization: {AUTH['Authorization']}\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+        f"Content-Length: {length}\r\n\r\n"
+    )
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        connection.sendall(request.encode())
+        status_line = connection.recv(4096).split(b"\r\n", 1)[0]
+    return int(status_line.split()[1])
+
+
 def test_label_uploads_are_checked_limited_and_leave_nothing_behind(
     server: Server, world: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -179,6 +195,9 @@ def test_label_uploads_are_checked_limited_and_leave_nothing_behind(
     assert put(nifti(good, np.diag([2.0, 2.0, 2.0, 1.0]))).status_code == 422, "another grid"
     assert put(nifti(np.full(image.shape, 9, np.uint8))).status_code == 422, "a value no model knows"
     assert put(np.random.default_rng(0).bytes(3 << 20)).status_code == 413, "over --max-upload-mb"
+    # a 10 GiB upload is refused on its declared length, before a byte of its body is read
+    assert _declared_upload_status(server, 10 << 30) == 413
+    assert not any((world["base"] / "server" / "app" / "tmp").iterdir()), "no spooled upload left"
     assert not any(uploads.iterdir()), "refused uploads leave nothing behind"
     saved = put(nifti(good))
     assert saved.status_code == 200, saved.text

@@ -25,14 +25,13 @@ from scseg.io.csv_report import write_csv
 from scseg.io.dicom_headers import is_nifti
 from scseg.io.dicom_seg import write_dicom_seg
 from scseg.io.dicom_series import DicomSeries, find_series, read_series
-from scseg.io.names import display_path, printable, unique_name
+from scseg.io.names import display_path, nifti_stem, printable, unique_name
 from scseg.io.nifti import load_nifti
 from scseg.io.output_lock import OutputLock
 from scseg.io.output_names import (
     MARKER,
     OutputTarget,
     is_case_output,
-    nifti_stem,
     nifti_target,
     resolve_targets,
     series_target,
@@ -173,12 +172,14 @@ def predict_path(
         ConfigError: ``views`` given for a 3D model, or unknown view names; ``out_dir`` cannot be
             written to, or another run is writing into it.
     """
-    out_dir = Path(out_dir)
+    out_dir, input_path = Path(out_dir), Path(input_path)
     views = predictor.check_views(views)
+    if not input_path.exists():  # before the output folder is created
+        raise DataError(f"--input {display_path(input_path)} does not exist")
     check_writable(out_dir)  # before any inference, not after the first case's compute
     with OutputLock(out_dir):
         clean_stale_temporaries(out_dir)
-        jobs, others = find_inputs(Path(input_path), out_dir)
+        jobs, others = find_inputs(input_path, out_dir)
         records = [j.record for j in jobs] + others
         summary = out_dir / "summary.csv"
         write_summary(summary, records)

@@ -56,6 +56,15 @@ def printable(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+def nifti_stem(path: Path) -> str:
+    """The file name without ``.nii`` / ``.nii.gz``."""
+    name = path.name
+    for suffix in (".nii.gz", ".nii"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
 def display_path(path: Path) -> str:
     """A path as text that can be printed and written to CSV (see :func:`printable`)."""
     return printable(os.fspath(path))

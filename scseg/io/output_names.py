@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scseg.io.dicom_series import DicomSeries
-from scseg.io.names import display_path, short_hash, unique_name
+from scseg.io.names import display_path, nifti_stem, short_hash, unique_name
 
 MARKER = ".scseg-case"  # in every case folder: the identity of the input it was made from
 
@@ -41,15 +41,6 @@ def series_target(out_dir: Path, series: DicomSeries) -> OutputTarget:
     return OutputTarget(f"dicom:{series.uid}", path)
 
 
-def nifti_stem(path: Path) -> str:
-    """The file name without ``.nii`` / ``.nii.gz``."""
-    name = path.name
-    for suffix in (".nii.gz", ".nii"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
 def nifti_target(out_dir: Path, input_root: Path, file: Path) -> OutputTarget:
     """``OUT/<folders under input_root>/<file name without .nii.gz>``."""
     inside = file != input_root and file.is_relative_to(input_root)
@@ -58,10 +49,13 @@ def nifti_target(out_dir: Path, input_root: Path, file: Path) -> OutputTarget:
     return OutputTarget(f"nifti:{display_path(relative)}", out_dir.joinpath(*parts))
 
 
-def _with_hash(target: OutputTarget) -> None:
+def _with_hash(target: OutputTarget) -> bool:
+    """Append ``-<hash of the identity>`` once; whether the path changed."""
     suffix = f"-{short_hash(target.identity)}"
-    if not target.path.name.endswith(suffix):
-        target.path = target.path.with_name(target.path.name + suffix)
+    if target.path.name.endswith(suffix):
+        return False
+    target.path = target.path.with_name(target.path.name + suffix)
+    return True
 
 
 def _owner(folder: Path) -> str | None:
@@ -85,19 +79,14 @@ def resolve_targets(targets: list[OutputTarget], check_owners: bool = True) -> N
             by_path.setdefault(target.path, []).append(target)
         for group in by_path.values():
             if len({t.identity for t in group}) > 1:
-                for target in group:
-                    _with_hash(target)
-                changed = True
-        paths = {t.path for t in targets}
+                changed |= any([_with_hash(t) for t in group])
+        # every folder that contains some target: O(targets x depth), not pairwise
+        containing = {parent for t in targets for parent in t.path.parents}
         for target in targets:
-            nested = any(p != target.path and p.is_relative_to(target.path) for p in paths)
+            nested = target.path in containing
             owner = _owner(target.path) if check_owners else None
-            if nested or (
-                owner not in (None, target.identity)
-                and not target.path.name.endswith(f"-{short_hash(target.identity)}")
-            ):
-                _with_hash(target)
-                changed = True
+            if nested or owner not in (None, target.identity):
+                changed |= _with_hash(target)
         if not changed:
             return
 

@@ -18,7 +18,7 @@ from scseg.errors import DataError
 from scseg.io.atomic import save_nifti_atomic, write_text_atomic
 from scseg.io.dicom_headers import is_nifti
 from scseg.io.dicom_series import find_series, read_series
-from scseg.io.names import sanitize
+from scseg.io.names import nifti_stem, sanitize
 
 DATASTORE_DIR = "scseg-datastore"
 SOURCES_FILE = "scseg-sources.json"
@@ -31,14 +31,6 @@ class Studies:
     datastore: Path
     images: dict[str, str] = field(default_factory=dict)  # image id -> source (file or series folder)
     problems: list[str] = field(default_factory=list)  # series that could not be read, with why
-
-
-def _image_id(path: Path) -> str:
-    name = path.name
-    for suffix in (".nii.gz", ".nii"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
 
 
 def prepare_studies(studies: str | Path) -> Studies:
@@ -55,7 +47,7 @@ def prepare_studies(studies: str | Path) -> Studies:
     # MONAI Label's own outputs (labels/, our datastore) are not studies
     series, skipped = find_series(studies, exclude=[studies / "labels", datastore])
     result = Studies(studies)
-    result.images = {_image_id(p): str(p) for p in niftis}
+    result.images = {nifti_stem(p): str(p) for p in niftis}
     result.problems = [f"{s.folder}: {s.reason}" for s in skipped if s.failed]
     if not series:
         return result

@@ -61,6 +61,14 @@ def contradict_rows(path: Path) -> None:
     ds.save_as(path)
 
 
+def declare_size(files: list[Path], size: int) -> None:
+    """Rows = Columns = ``size`` in every file (a header error, or an impossible image)."""
+    for path in files:
+        ds = pydicom.dcmread(path)
+        ds.Rows = ds.Columns = size
+        ds.save_as(path)
+
+
 DICOM_DEFECTS: dict[str, tuple[Callable[[Path], None], str]] = {
     # name: (edit, what the failure message must say after the file's name)
     "truncated_pixels": (truncate_pixels, "is truncated"),

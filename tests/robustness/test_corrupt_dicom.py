@@ -11,7 +11,7 @@ import pytest
 
 from scseg.io.convert import convert_folder
 from scseg.io.dicom_series import find_series
-from tests.robustness.defects import DICOM_DEFECTS, POSITIONS, SERIES, copy_series, pick
+from tests.robustness.defects import DICOM_DEFECTS, POSITIONS, SERIES, copy_series, declare_size, pick
 
 
 def _only_result(folder: Path, out: Path):
@@ -95,10 +95,7 @@ def test_declared_sizes_beyond_memory_are_refused_before_allocating(
 ) -> None:
     """A compressed series whose headers all declare 65535 x 65535: GDCM would try to allocate it."""
     files = copy_series(shared_data, "ct_jpeg2000", tmp_path / "series")
-    for path in files:
-        ds = pydicom.dcmread(path)
-        ds.Rows = ds.Columns = 65535
-        ds.save_as(path)
+    declare_size(files, 65535)
     result = _only_result(tmp_path / "series", tmp_path / "out")
     assert result.status == "failed"
     assert "declares a 20 x 65535 x 65535 image" in result.detail and "memory" in result.detail

@@ -9,9 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pydicom
-
-from tests.robustness.defects import copy_series
+from tests.robustness.defects import copy_series, declare_size
 
 
 def scseg(*args: str) -> subprocess.CompletedProcess:
@@ -49,10 +47,7 @@ def test_convert_of_an_impossible_size_fails_the_series_without_a_traceback(
     shared_data: Path, tmp_path: Path
 ) -> None:
     files = copy_series(shared_data, "mr_uncompressed", tmp_path / "series")
-    for path in files:
-        ds = pydicom.dcmread(path)
-        ds.Rows = ds.Columns = 65535
-        ds.save_as(path)
+    declare_size(files, 65535)
     result = scseg("convert", str(tmp_path / "series"), str(tmp_path / "out"))
     assert result.returncode == 5 and "Traceback" not in result.stderr + result.stdout
     assert "failed" in result.stdout and "65535" in result.stdout

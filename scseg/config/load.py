@@ -64,6 +64,9 @@ def _resolve_paths(raw: dict, base: Path) -> None:
     if isinstance(data, dict) and isinstance(data.get("root"), str):
         root = Path(expand_data_vars(data["root"])).expanduser()
         data["root"] = str(root if root.is_absolute() else (base / root).resolve())
+    if isinstance(data, dict) and isinstance(data.get("label_set"), str):
+        table = Path(expand_data_vars(data["label_set"])).expanduser()
+        data["label_set"] = str(table if table.is_absolute() else (base / table).resolve())
 
 
 def config_from_dict(

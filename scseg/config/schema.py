@@ -13,6 +13,9 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from scseg.errors import ConfigError
+from scseg.labels.hemispheres import pair_classes
+from scseg.labels.label_set import read_label_set
 from scseg.nn.registry import check_model_options, create_model, model_class
 
 SliceAxis = Literal["sagittal", "coronal", "axial"]
@@ -49,6 +52,17 @@ class DataConfig(Section):
     label_names: list[str] | dict[int, str] = Field(
         description="foreground structure names in label order 1..K, or a {value: name} mapping"
     )
+    label_set: Path | None = Field(
+        None,
+        description="a lookup table in FreeSurfer's format (one 'id name R G B A' line per structure; "
+        "relative: to the config file) that gives label_names, label_values and colours instead",
+    )
+    lr_pairs: Literal["auto"] | list[tuple[str, str]] | None = Field(
+        "auto",
+        description="left / right structure pairs, swapped by left-right flips: 'auto' finds them from "
+        "the names (Left-/Right-, ctx-lh-/ctx-rh-, _left/_right), or a list of [left, right] names; "
+        "null: none",
+    )
     label_values: list[int] | None = Field(
         None,
         description="the value each named structure has in the label files (e.g. FreeSurfer or TotalSegmentator "
@@ -62,6 +76,28 @@ class DataConfig(Section):
     )
     cache: bool = Field(True, description="keep preprocessed volumes in memory (MONAI CacheDataset)")
     num_workers: int = Field(0, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_label_set(cls, data: Any) -> Any:
+        """Fill label_names / label_values from ``label_set``; when both are given they must agree
+        (a stored run config keeps the names, so it still loads where the file is absent)."""
+        if not isinstance(data, dict) or data.get("label_set") is None:
+            return data
+        path = Path(data["label_set"])
+        if not path.is_file() and data.get("label_names") is not None:
+            return data
+        labels = read_label_set(path)
+        data = dict(data)
+        for key, value in (("label_names", labels.names), ("label_values", labels.values)):
+            given = data.get(key)
+            if given is not None and list(given) != value:
+                raise ConfigError(
+                    f"data.{key} differs from the label set {path}; give one of them (the label set "
+                    "lists each structure's id and name)"
+                )
+            data[key] = value
+        return data
 
     @field_validator("label_names")
     @classmethod
@@ -96,6 +132,13 @@ class DataConfig(Section):
         if isinstance(self.label_names, dict):
             return [self.label_names[k] for k in sorted(self.label_names)]
         return list(self.label_names)
+
+    @property
+    def lr_classes(self) -> list[tuple[int, int]]:
+        """The left / right pairs as (left class, right class), classes 1..K."""
+        if self.lr_pairs is None:
+            return []
+        return pair_classes(self.structure_names, None if self.lr_pairs == "auto" else self.lr_pairs)
 
 
 class IntensityConfig(Section):
@@ -271,6 +314,15 @@ class Config(Section):
                 "drop model.spatial_dims or make them agree"
             )
         self._check_network(dims)
+        aug = self.augmentation
+        flips = aug.enabled and aug.flip_prob > 0 and aug.flip_axes != []
+        in_plane = self.mode.type == "3d" or self.mode.slice_axis != "sagittal"
+        if flips and in_plane and self.data.lr_classes and self.lr_axis is None:
+            raise ValueError(
+                "data.lr_pairs: left-right flips must swap the left / right structures, and which axis is "
+                "left-right is known only with preprocessing.orientation set (e.g. RAS); set it, or "
+                "set augmentation.flip_axes, or data.lr_pairs: null"
+            )
         if self.inference.roi_size is not None and len(self.inference.roi_size) != dims:
             raise ValueError(f"inference.roi_size needs {dims} values, got {self.inference.roi_size}")
         return self
@@ -289,11 +341,24 @@ class Config(Section):
             try:
                 check(self.mode.patch_size)
             except ValueError as err:
-                raise ValueError(f"mode.patch_size {self.mode.patch_size} does not fit model: {err}") from None
+                raise ValueError(
+                    f"mode.patch_size {self.mode.patch_size} does not fit model: {err}"
+                ) from None
 
     @property
     def spatial_dims(self) -> int:
         return self.mode.spatial_dims
+
+    @property
+    def lr_axis(self) -> int | None:
+        """The left-right axis of a training sample (no channel), from preprocessing.orientation:
+        ``None`` when the orientation is kept as stored, or for sagittal 2D slices (no such axis)."""
+        codes = (self.preprocessing.orientation or "").upper()
+        axis = next((i for i, c in enumerate(codes) if c in "LR"), None)
+        if axis is None or self.mode.type == "3d":
+            return axis
+        across = SLICE_AXIS_INDEX[self.mode.slice_axis]
+        return None if axis == across else axis - (axis > across)
 
     @property
     def num_classes(self) -> int:

@@ -41,6 +41,7 @@ from monai.transforms import (
 
 from scseg.config.schema import SLICE_AXIS_INDEX, Config, PreprocessingConfig
 from scseg.data.checks import CheckImageLabeld, RemapLabelsd
+from scseg.data.lr_flip import RandFlipLRd
 
 KEYS = ("image", "label")
 RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
@@ -120,9 +121,7 @@ def preprocessing(
 
 def training_preprocessing(config: Config) -> list[MapTransform]:
     """Deterministic image + label transforms of a training config: what ``CacheDataset`` caches."""
-    spec = preprocessing_spec(
-        config.preprocessing, KEYS, True, config.data.label_values, config.num_classes
-    )
+    spec = preprocessing_spec(config.preprocessing, KEYS, True, config.data.label_values, config.num_classes)
     return [cls(**kwargs) for cls, kwargs in spec]
 
 
@@ -159,7 +158,13 @@ def _augmentation(config: Config) -> list[MapTransform]:
         return []
     dims = config.spatial_dims
     axes = aug.flip_axes if aug.flip_axes is not None else list(range(dims))
-    ts: list = [RandFlipd(KEYS, prob=aug.flip_prob, spatial_axis=[a]) for a in axes]
+    pairs = config.data.lr_classes
+    ts: list = [
+        RandFlipLRd(KEYS, a, config.num_classes, pairs, prob=aug.flip_prob)
+        if pairs and a == config.lr_axis
+        else RandFlipd(KEYS, prob=aug.flip_prob, spatial_axis=[a])
+        for a in axes
+    ]
     if aug.affine_prob > 0 and (aug.rotate_degrees > 0 or aug.scale > 0):
         angle = aug.rotate_degrees * 3.141592653589793 / 180.0
         ts.append(

@@ -38,6 +38,7 @@ MODEL_SPEC = Path("model.yaml")
 CHECKPOINTS = Path("checkpoints")
 BEST_CHECKPOINT = CHECKPOINTS / "best.pt"
 LAST_CHECKPOINT = CHECKPOINTS / "last.pt"
+VIEWS = Path("views")  # a multi-view run: one run directory per view
 
 BUNDLE_METADATA = Path("configs") / "metadata.json"
 BUNDLE_INFERENCE = Path("configs") / "inference.json"

@@ -114,7 +114,7 @@ class ModelSpec(_Section):
     @classmethod
     def from_config(cls, config: Config, provenance: Provenance | None = None) -> ModelSpec:
         """The spec of the model a training config describes."""
-        names = config.data.structure_names
+        names = config.output_names
         return cls(
             network=NetworkSpec(
                 name=config.model.name,
@@ -126,7 +126,7 @@ class ModelSpec(_Section):
             mode=ModeSpec(type=config.mode.type, slice_axis=config.mode.slice_axis),
             preprocessing=config.preprocessing,
             inference=InferenceSpec(**{**config.inference.model_dump(), "roi_size": config.roi_size}),
-            labels=LabelSpec(names=names, values=list(config.data.label_values or range(1, len(names) + 1))),
+            labels=LabelSpec(names=names, values=config.output_values),
             versions=current_versions(),
             provenance=provenance or Provenance(),
         )

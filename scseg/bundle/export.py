@@ -49,7 +49,7 @@ from scseg.bundle.readme import bundle_readme
 from scseg.data.transforms import preprocessing_spec
 from scseg.engine.inference import ScsegInferer, inferer_args
 from scseg.engine.resample import ToInputGridd
-from scseg.errors import RunDirError
+from scseg.errors import ConfigError, RunDirError
 from scseg.io.atomic import AtomicDirectory
 
 # metadata.json names the official schema; `python -m monai.bundle verify_metadata` downloads it
@@ -297,6 +297,11 @@ def export_bundle(model: str | Path, out_dir: str | Path, torchscript: bool = Fa
     loaded = load_model(source)
     _check_destination(source, out_dir)
     spec = loaded.spec
+    if torchscript and spec.network.name == "multiview":
+        raise ConfigError(
+            "--torchscript: a multi-view model runs its views through scseg's inferer, so it has no "
+            "single traced forward; export it without --torchscript"
+        )
     network = load_network(spec.network, loaded.weights, str(loaded.weights_file))
     with AtomicDirectory(out_dir) as tmp:
         for folder in ("configs", "models", "docs"):

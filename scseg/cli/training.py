@@ -42,16 +42,40 @@ def models(
     console.print(table)
 
 
-def run_training(config_path: Path, out: Path, overrides: list[str], resume: bool) -> None:
+def run_training(
+    config_path: Path, out: Path, overrides: list[str], resume: bool, view: str | None = None
+) -> None:
     from scseg.config import load_config
     from scseg.engine.trainer import train as train_model
 
-    result = train_model(load_config(config_path, overrides), out, resume=resume)
+    config = load_config(config_path, overrides)
+    if config.mode.views:
+        _train_views(config, out, resume, view)
+        return
+    if view is not None:
+        raise fail(f"--view {view}: {config_path} trains one model (no mode.views)")
+    result = train_model(config, out, resume=resume)
     if int(os.environ.get("RANK", "0")) == 0:
         why = "time limit reached" if result.stopped_by_time else "all epochs done"
         console.print(f"validation Dice after {result.epochs} epochs ({why}):")
         console.print(dice_table(result.final_dice))
         console.print(f"run directory: {result.run_dir} (best mean Dice {result.best_dice:.4f})")
+
+
+def _train_views(config, out: Path, resume: bool, view: str | None) -> None:
+    from scseg.artefact.layout import MODEL_SPEC
+    from scseg.engine.multiview_training import train_views
+
+    results = train_views(config, out, resume=resume, view=view)
+    if int(os.environ.get("RANK", "0")) == 0:
+        for axis, result in results.items():
+            console.print(f"view {axis}: best mean Dice {result.best_dice:.4f} after {result.epochs} epochs")
+        done = (out / MODEL_SPEC).is_file()
+        console.print(
+            f"multi-view model: {out}"
+            if done
+            else f"views trained so far are in {out}/views; train the others with --view"
+        )
 
 
 def train(
@@ -65,9 +89,18 @@ def train(
     resume: bool = typer.Option(
         False, "--resume", help="Continue the run in --out from checkpoints/last.pt."
     ),
+    view: str = typer.Option(
+        None,
+        "--view",
+        help="Multi-view configs (mode.views): train only this view (sagittal, coronal, axial).",
+    ),
 ) -> None:
-    """Train a model from a YAML config into a run directory (model.yaml + checkpoints/)."""
-    run_training(config, out, set_, resume)
+    """Train a model from a YAML config into a run directory (model.yaml + checkpoints/).
+
+    A config with ``mode.views`` trains one 2D model per view into RUN/views/<axis>/ and, once every
+    view is trained, makes RUN one multi-view model (fused by a weighted mean of the views).
+    """
+    run_training(config, out, set_, resume, view)
 
 
 def demo(

@@ -14,7 +14,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from scseg.errors import ConfigError
-from scseg.labels.hemispheres import pair_classes
+from scseg.labels.hemispheres import merged_classes, pair_classes
 from scseg.labels.label_set import read_label_set
 from scseg.nn.registry import check_model_options, create_model, model_class
 
@@ -158,9 +158,39 @@ class PreprocessingConfig(Section):
     crop_foreground: bool = Field(False, description="crop to the image's nonzero bounding box")
 
 
+class ViewConfig(Section):
+    """One view of a multi-view 2D model: its slicing axis, fusion weight and slice size."""
+
+    axis: SliceAxis
+    weight: float = Field(
+        1.0, gt=0.0, description="its share in the weighted mean of the views' probabilities"
+    )
+    patch_size: list[int] | None = Field(
+        None, description="in-plane slice size (2 values; default mode.patch_size)"
+    )
+
+
+# FastSurfer's fusion weights: the sagittal view, blind to the hemispheres, counts half as much
+DEFAULT_VIEWS = [
+    {"axis": "coronal", "weight": 0.4},
+    {"axis": "axial", "weight": 0.4},
+    {"axis": "sagittal", "weight": 0.2},
+]
+
+
 class ModeConfig(Section):
     type: Literal["2d", "3d"] = "3d"
     slice_axis: SliceAxis = Field("coronal", description="2d: slicing direction (the paper: coronal)")
+    views: list[ViewConfig] | None = Field(
+        None,
+        description="2d: train one model per view and fuse their probabilities (QuickNAT / FastSurfer); "
+        "e.g. [{axis: coronal, weight: 0.4}, {axis: axial, weight: 0.4}, {axis: sagittal, weight: 0.2}]",
+    )
+    merge_lr_pairs: bool = Field(
+        False,
+        description="one class per left / right pair (data.lr_pairs): what a sagittal view learns, as it "
+        "cannot tell the hemispheres apart; set for the sagittal view of a multi-view model",
+    )
     patch_size: list[int] = Field(description="3d: patch (3 values); 2d: in-plane slice size (2 values)")
     samples_per_volume: int = Field(2, ge=1)
     pos_fraction: float = Field(0.67, ge=0.0, le=1.0, description="share of patches centred on foreground")
@@ -171,6 +201,19 @@ class ModeConfig(Section):
 
     @model_validator(mode="after")
     def _patch_rank(self) -> ModeConfig:
+        if self.views is not None:
+            if self.type != "2d" or not self.views:
+                raise ValueError(
+                    "mode.views: a multi-view model is a set of 2D models (mode.type: 2d, one view or more)"
+                )
+            axes = [v.axis for v in self.views]
+            if len(set(axes)) != len(axes):
+                raise ValueError(f"mode.views: each axis once, got {axes}")
+            for view in self.views:
+                if view.patch_size is not None and len(view.patch_size) != 2:
+                    raise ValueError(
+                        f"mode.views: {view.axis} patch_size needs 2 values, got {view.patch_size}"
+                    )
         if len(self.patch_size) != self.spatial_dims:
             raise ValueError(
                 f"patch_size needs {self.spatial_dims} values for mode {self.type}, got {self.patch_size}"
@@ -362,8 +405,53 @@ class Config(Section):
 
     @property
     def num_classes(self) -> int:
-        """Background plus the named structures."""
-        return 1 + len(self.data.structure_names)
+        """Output classes: background plus the named structures (one per pair with merge_lr_pairs)."""
+        table = self.class_table
+        return 1 + len(self.data.structure_names) if table is None else int(table.max()) + 1
+
+    @property
+    def class_table(self) -> Any:
+        """With ``mode.merge_lr_pairs``: structure class (0..K) -> output class (a numpy array)."""
+        if not self.mode.merge_lr_pairs:
+            return None
+        return merged_classes(1 + len(self.data.structure_names), self.data.lr_classes)
+
+    @property
+    def output_names(self) -> list[str]:
+        """The output classes' names: a merged pair is ``Left-X+Right-X``."""
+        names = self.data.structure_names
+        table = self.class_table
+        if table is None:
+            return names
+        merged: dict[int, list[str]] = {}
+        for structure, out in enumerate(table[1:], start=1):
+            merged.setdefault(int(out), []).append(names[structure - 1])
+        return ["+".join(merged[c]) for c in sorted(merged)]
+
+    @property
+    def output_values(self) -> list[int]:
+        """The value each output class gets in written label maps (a merged pair: its left value)."""
+        values = list(self.data.label_values or range(1, len(self.data.structure_names) + 1))
+        table = self.class_table
+        if table is None:
+            return values
+        first: dict[int, int] = {}
+        for structure, out in enumerate(table[1:], start=1):
+            first.setdefault(int(out), values[structure - 1])
+        return [first[c] for c in sorted(first)]
+
+    def view_config(self, axis: str) -> Config:
+        """The single-view 2D config of one of ``mode.views`` (the sagittal one merges the pairs)."""
+        view = next(v for v in self.mode.views or [] if v.axis == axis)
+        mode = self.mode.model_copy(
+            update={
+                "slice_axis": axis,
+                "views": None,
+                "patch_size": list(view.patch_size or self.mode.patch_size),
+                "merge_lr_pairs": axis == "sagittal" and bool(self.data.lr_classes),
+            }
+        )
+        return Config.model_validate({**self.model_dump(), "mode": mode.model_dump()})
 
     @property
     def roi_size(self) -> list[int]:

@@ -24,6 +24,7 @@ from monai.transforms import (
     EnsureChannelFirstd,
     EnsureTyped,
     LoadImaged,
+    MapLabelValued,
     MapTransform,
     NormalizeIntensityd,
     Orientationd,
@@ -121,7 +122,12 @@ def preprocessing(
 
 def training_preprocessing(config: Config) -> list[MapTransform]:
     """Deterministic image + label transforms of a training config: what ``CacheDataset`` caches."""
-    spec = preprocessing_spec(config.preprocessing, KEYS, True, config.data.label_values, config.num_classes)
+    table = config.class_table
+    full = config.num_classes if table is None else len(table)
+    spec = preprocessing_spec(config.preprocessing, KEYS, True, config.data.label_values, full)
+    if table is not None:  # one class per left / right pair (a sagittal view)
+        merge = {"keys": "label", "orig_labels": list(range(len(table))), "target_labels": table.tolist()}
+        spec.append((MapLabelValued, merge))
     return [cls(**kwargs) for cls, kwargs in spec]
 
 

@@ -15,6 +15,8 @@ from torch import nn
 
 from scseg.artefact.spec import ModelSpec
 from scseg.config.schema import SLICE_AXIS_INDEX
+from scseg.labels.hemispheres import unmerge_probabilities
+from scseg.nn.multiview import MultiViewNetwork
 
 
 class SliceWise(nn.Module):
@@ -81,6 +83,7 @@ class ScsegInferer(Inferer):
         if unknown:
             raise ValueError(f"unknown slice axis/view {unknown}; expected some of {list(SLICE_AXIS_INDEX)}")
         self.spatial_dims = spatial_dims
+        self.window_args = (overlap, sw_batch_size, blend, sw_device)
         self.axes: list[int | None] = [SLICE_AXIS_INDEX[a] for a in axes] if spatial_dims == 2 else [None]
         self.inferers = [
             self._windows(list(roi_size), overlap, sw_batch_size, blend, a, sw_device) for a in self.axes
@@ -107,6 +110,8 @@ class ScsegInferer(Inferer):
     @torch.no_grad()
     def __call__(self, inputs: torch.Tensor, network: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
         """Probabilities (float32, softmax over classes) for a batch of preprocessed volumes."""
+        if isinstance(network, MultiViewNetwork):
+            return self.fuse_views(inputs, network, *args, **kwargs)
         total: torch.Tensor | None = None
         for axis, inferer in zip(self.axes, self.inferers, strict=True):
             net = SliceWise(network, axis) if axis is not None else network
@@ -115,6 +120,30 @@ class ScsegInferer(Inferer):
             del probs
         assert total is not None
         return total.div_(len(self.axes)) if len(self.axes) > 1 else total
+
+    @torch.no_grad()
+    def fuse_views(
+        self, inputs: torch.Tensor, network: MultiViewNetwork, *args: Any, **kwargs: Any
+    ) -> torch.Tensor:
+        """The weighted mean of a multi-view model's views (QuickNAT, FastSurfer).
+
+        A view that learnt one class per left / right pair gives both sides the pair's probability
+        (as FastSurfer does); the result is normalised per voxel, so with no merged view it is
+        exactly ``sum(w_v * p_v) / sum(w_v)``, accumulated in place (one volume of probabilities
+        besides the one being added).
+        """
+        total: torch.Tensor | None = None
+        for view, net in zip(network.views, network.nets, strict=True):
+            axis = SLICE_AXIS_INDEX[view.axis]
+            inferer = self._windows(list(view.roi_size), *self.window_args[:3], axis, self.window_args[3])
+            probs = softmax_(inferer(inputs, SliceWise(net, axis), *args, **kwargs).float())
+            if view.classes is not None:
+                probs = unmerge_probabilities(probs, view.classes)
+            probs.mul_(view.weight)
+            total = probs if total is None else total.add_(probs)
+            del probs
+        assert total is not None
+        return total.div_(total.sum(dim=1, keepdim=True).clamp_min_(1e-12))
 
 
 def inferer_args(spec: ModelSpec) -> dict[str, Any]:

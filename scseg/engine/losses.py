@@ -97,7 +97,12 @@ def build_loss(config: Config, train_label_paths: Iterable[str]) -> nn.Module:
     """The configured loss. ``weighted_ce_dice`` reads the training labels once for its class weights."""
     loss = config.loss
     if loss.name == "weighted_ce_dice":
-        weights = median_frequency_weights(train_label_paths, config.num_classes, config.data.label_values)
+        table = config.class_table
+        full = config.num_classes if table is None else len(table)
+        weights = median_frequency_weights(train_label_paths, full, config.data.label_values)
+        if table is not None:  # a merged pair: the mean of its sides' weights
+            merged = torch.zeros(config.num_classes).index_add_(0, torch.as_tensor(table), weights)
+            weights = merged / torch.bincount(torch.as_tensor(table), minlength=config.num_classes)
         return WeightedCEDiceLoss(weights, loss.boundary_weight, loss.ce_weight, loss.dice_weight)
     # background excluded from Dice (CE covers it); batch Dice is steadier on small patches (nnU-Net)
     return DiceCELoss(

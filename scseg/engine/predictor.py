@@ -8,6 +8,7 @@ input's shape and affine.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,6 +128,11 @@ class Predictor:
         """Validate ``--views``: slicing axes for 2D models only."""
         if not views:
             return None
+        if self.spec.network.name == "multiview":
+            raise ConfigError(
+                f"--views {','.join(views)}: {self.run_dir} is a multi-view model, which fuses its own views "
+                "(one network per view); drop --views"
+            )
         if self.spatial_dims != 2:
             raise ConfigError(
                 f"--views {','.join(views)}: view aggregation applies to 2D models; {self.run_dir} holds a "
@@ -136,6 +142,13 @@ class Predictor:
         if unknown:
             raise ConfigError(
                 f"--views: unknown view(s) {unknown}; expected some of {list(SLICE_AXIS_INDEX)}"
+            )
+        if views != [self.spec.mode.slice_axis]:
+            warnings.warn(
+                f"--views applies this one 2D model, trained on {self.spec.mode.slice_axis} slices, along "
+                f"{', '.join(views)} too: it has never seen the other views. A multi-view model trains "
+                "one network per view (mode.views in the training config).",
+                stacklevel=2,
             )
         return views
 

@@ -158,7 +158,7 @@ class Trainer:
             ),
             scaler=torch.amp.GradScaler("cuda", enabled=self.use_amp),
             spec=spec,
-            log=RunLog(self.run_dir, cfg.data.structure_names, tensorboard=True) if self.main else None,
+            log=RunLog(self.run_dir, cfg.output_names, tensorboard=True) if self.main else None,
         )
         if self.resume_run:
             self.resume(session)

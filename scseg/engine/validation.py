@@ -16,7 +16,7 @@ from scseg.engine.inference import inferer_for
 def validate(model: nn.Module, loader, config: Config, device: torch.device) -> dict[str, float]:
     """Mean Dice per named structure over the validation volumes (a structure absent from a case's
     reference is left out of that structure's mean; NaN if absent everywhere)."""
-    names = config.data.structure_names
+    names = config.output_names
     metric = DiceMetric(include_background=False, reduction="mean_batch", ignore_empty=True)
     was_training = model.training
     model.eval()

@@ -107,7 +107,7 @@ def merged_classes(num_classes: int, pairs: list[tuple[int, int]]) -> np.ndarray
     return table
 
 
-def unmerge_probabilities(merged: torch.Tensor, table: np.ndarray, dim: int = 1) -> torch.Tensor:
+def unmerge_probabilities(merged: torch.Tensor, table: np.ndarray | list[int], dim: int = 1) -> torch.Tensor:
     """Sagittal probabilities back onto every class: both sides of a pair get the pair's probability
     (as FastSurfer does; the other views decide the side when the views are fused).
 

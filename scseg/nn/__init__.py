@@ -17,6 +17,7 @@ from scseg.nn.blocks import (
     SpatialSE,
     se_block,
 )
+from scseg.nn.multiview import MultiViewNetwork
 from scseg.nn.nets import SE_POSITIONS, DenseNet, SDNet, SEEncoderDecoder, UNet
 from scseg.nn.registry import MODEL_REGISTRY, available_models, create_model, register_model
 from scseg.nn.summary import count_parameters, model_sizes
@@ -29,6 +30,7 @@ __all__ = [
     "ChannelSE",
     "ChannelSpatialSE",
     "DenseNet",
+    "MultiViewNetwork",
     "ProjectExcite",
     "SDNet",
     "SEEncoderDecoder",

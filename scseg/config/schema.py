@@ -226,7 +226,11 @@ class ModeConfig(Section):
 class AugmentationConfig(Section):
     enabled: bool = True
     flip_prob: float = Field(0.5, ge=0.0, le=1.0)
-    flip_axes: list[int] | None = Field(None, description="spatial axes to flip (default: all)")
+    flip_axes: list[int] | Literal["lr"] | None = Field(
+        None,
+        description="spatial axes to flip (default: all), or 'lr': the left-right axis only (from "
+        "preprocessing.orientation; none in sagittal slices), swapping data.lr_pairs",
+    )
     affine_prob: float = Field(0.2, ge=0.0, le=1.0)
     rotate_degrees: float = Field(10.0, ge=0.0)
     scale: float = Field(0.1, ge=0.0, lt=1.0)
@@ -359,6 +363,10 @@ class Config(Section):
         self._check_network(dims)
         aug = self.augmentation
         flips = aug.enabled and aug.flip_prob > 0 and aug.flip_axes != []
+        if aug.flip_axes == "lr" and not any(c in "LR" for c in (self.preprocessing.orientation or "").upper()):
+            raise ValueError(
+                "augmentation.flip_axes: 'lr' needs preprocessing.orientation (e.g. RAS) to know the left-right axis"
+            )
         in_plane = self.mode.type == "3d" or self.mode.slice_axis != "sagittal"
         if flips and in_plane and self.data.lr_classes and self.lr_axis is None:
             raise ValueError(

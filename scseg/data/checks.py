@@ -7,8 +7,10 @@ these small checks turn them into :class:`~scseg.errors.DataError` right after l
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
+from pathlib import Path
 from typing import Any
 
+import nibabel as nib
 import numpy as np
 import torch
 from monai.transforms import MapTransform
@@ -99,3 +101,27 @@ class RemapLabelsd(MapTransform):
             label.clone().copy_(remapped) if isinstance(label, torch.Tensor) else remapped.numpy()
         )
         return d
+
+
+def check_label_ids_present(label_files: list[Path], values: list[int], names: list[str], what: str) -> None:
+    """Refuse a label set that lists ids no label file holds (a wrong table, or the wrong data).
+
+    Reads label files until every id has been seen (usually one or two files).
+
+    Raises:
+        DataError: the ids that appear in none of ``label_files``, with their names.
+    """
+    missing = set(values)
+    for path in label_files:
+        if not missing:
+            break
+        if path.is_file():
+            data = np.asanyarray(nib.load(path).dataobj)
+            missing -= set(np.unique(np.rint(data)).astype(np.int64).tolist())
+    if missing:
+        named = [f"{v} {n}" for v, n in zip(values, names, strict=True) if v in missing]
+        raise DataError(
+            f"{what} lists {len(named)} id(s) that none of the {len(label_files)} label files holds: "
+            f"{', '.join(named[:10])}{' ...' if len(named) > 10 else ''}; remove them from the table, or "
+            "check that data.root holds the data it was written for"
+        )

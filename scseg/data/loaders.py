@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from scseg.config.schema import Config
 from scseg.data.cases import Case, discover_cases, split_cases
+from scseg.data.checks import check_label_ids_present
 from scseg.data.transforms import train_transforms, validation_transforms
 from scseg.errors import DataError, ScsegError
 
@@ -96,6 +97,11 @@ def build_loaders(config: Config, rank: int = 0, world_size: int = 1, show_progr
     """Discover, split, preprocess (cached) and batch the data of ``config``."""
     prepare_dataset(config)
     cases = discover_cases(config.data)
+    if config.data.label_set is not None and config.data.label_values:
+        what = f"data.label_set {config.data.label_set}"
+        check_label_ids_present(
+            [c.label for c in cases], config.data.label_values, config.data.structure_names, what
+        )
     train_cases, val_cases = split_cases(cases, config.data, config.train.seed)
     train_ds = _cache(
         [c.as_dict() for c in train_cases],

@@ -163,7 +163,10 @@ def _augmentation(config: Config) -> list[MapTransform]:
     if not aug.enabled:
         return []
     dims = config.spatial_dims
-    axes = aug.flip_axes if aug.flip_axes is not None else list(range(dims))
+    if aug.flip_axes == "lr":
+        axes = [] if config.lr_axis is None else [config.lr_axis]
+    else:
+        axes = aug.flip_axes if aug.flip_axes is not None else list(range(dims))
     pairs = config.data.lr_classes
     ts: list = [
         RandFlipLRd(KEYS, a, config.num_classes, pairs, prob=aug.flip_prob)

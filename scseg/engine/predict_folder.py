@@ -36,7 +36,13 @@ from scseg.io.output_names import (
     resolve_targets,
     series_target,
 )
-from scseg.io.reports import save_preview, structure_colors, structure_volumes, write_volumes_csv
+from scseg.io.reports import (
+    hemisphere_sums,
+    save_preview,
+    structure_colors,
+    structure_volumes,
+    write_volumes_csv,
+)
 from scseg.io.walk import walk_files
 
 
@@ -134,7 +140,7 @@ def _predict_one(predictor: Predictor, job: _Job, views: list[str] | None, proba
         if prediction.probabilities is not None:
             save_nifti_atomic(prediction.probabilities, tmp / "probabilities.nii.gz")
         volumes = structure_volumes(prediction.labels, names, values)
-        write_volumes_csv(tmp / "volumes.csv", volumes)
+        write_volumes_csv(tmp / "volumes.csv", volumes + hemisphere_sums(volumes))
         if job.series is not None:
             segments = _segment_numbers(np.asanyarray(prediction.labels.dataobj), values)
             notes = write_dicom_seg(

@@ -17,6 +17,7 @@ from matplotlib.patches import Patch
 
 from scseg.io.atomic import atomic_write_bytes
 from scseg.io.csv_report import write_csv
+from scseg.labels.hemispheres import detect_pairs, pair_stem
 
 
 def structure_colors(n: int) -> list[tuple[int, int, int]]:
@@ -62,8 +63,48 @@ def structure_volumes(
     ]
 
 
+def hemisphere_sums(volumes: Sequence[StructureVolume]) -> list[StructureVolume]:
+    """Sums where both sides exist, as ``aseg.stats`` users add them up: each left / right pair
+    (``Hippocampus (left + right)``) and each hemisphere over its paired structures. Their
+    ``label_value`` is 0 (a sum, not a label).
+
+    Example:
+        >>> v = [StructureVolume("Left-Hippocampus", 17, 10, 1.0), StructureVolume("Right-Hippocampus", 53, 12, 1.2),
+        ...      StructureVolume("Brain-Stem", 16, 30, 3.0)]
+        >>> [(s.structure, s.voxels) for s in hemisphere_sums(v)]
+        [('Hippocampus (left + right)', 22), ('left hemisphere (paired structures)', 10), ('right hemisphere (paired structures)', 12)]
+    """
+    by_name = {v.structure: v for v in volumes}
+    pairs = detect_pairs([v.structure for v in volumes])
+    if not pairs:
+        return []
+    sums = []
+    for left, right in pairs:
+        a, b = by_name[left], by_name[right]
+        sums.append(
+            StructureVolume(
+                f"{pair_stem(left)} (left + right)",
+                0,
+                a.voxels + b.voxels,
+                round(a.volume_ml + b.volume_ml, 4),
+            )
+        )
+    for side, members in (
+        ("left", [by_name[p[0]] for p in pairs]),
+        ("right", [by_name[p[1]] for p in pairs]),
+    ):
+        total = StructureVolume(
+            f"{side} hemisphere (paired structures)",
+            0,
+            sum(m.voxels for m in members),
+            round(sum(m.volume_ml for m in members), 4),
+        )
+        sums.append(total)
+    return sums
+
+
 def write_volumes_csv(path: Path, volumes: Sequence[StructureVolume]) -> None:
-    rows = ([v.structure, v.label_value, v.voxels, f"{v.volume_ml:.4f}"] for v in volumes)
+    rows = ([v.structure, v.label_value or "", v.voxels, f"{v.volume_ml:.4f}"] for v in volumes)
     write_csv(path, ["structure", "label_value", "voxels", "volume_ml"], rows)
 
 

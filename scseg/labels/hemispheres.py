@@ -32,6 +32,22 @@ _SIDES = [
 ]
 
 
+def pair_stem(left: str) -> str:
+    """What a left structure's name says besides its side: ``Left-Hippocampus`` -> ``Hippocampus``,
+    ``ctx-lh-insula`` -> ``ctx-insula``.
+
+    Example:
+        >>> pair_stem("Left-Hippocampus"), pair_stem("ctx-lh-insula"), pair_stem("kidney_left")
+        ('Hippocampus', 'ctx-insula', 'kidney')
+    """
+    for pattern, _ in _SIDES:
+        match = pattern.match(left)
+        if match:
+            prefix = "ctx-" if left.startswith("ctx-") else "ctx_" if left.startswith("ctx_") else ""
+            return prefix + match.group(1)
+    return left
+
+
 def detect_pairs(names: list[str]) -> list[tuple[str, str]]:
     """Every (left, right) pair of ``names`` recognised by its naming convention.
 

@@ -39,4 +39,14 @@ if [[ ",$EXTRAS," == *",label,"* ]]; then
   echo "[setup] installing monailabel==0.8.5 (--no-deps, see README)"
   PIP_CONSTRAINT="$CONSTRAINTS" quiet_pip install --no-deps "monailabel==0.8.5" "pydicom-seg==0.4.1"
 fi
+# tcmalloc makes CPU training steps ~2x faster (scseg preloads it by itself when it is installed)
+if ! ldconfig -p 2>/dev/null | grep -q tcmalloc; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[setup] installing libtcmalloc-minimal4 (optional: faster CPU training)"
+    timeout 300 apt-get install -y -q --no-install-recommends libtcmalloc-minimal4 >/dev/null 2>&1 \
+      || echo "[setup] could not install libtcmalloc-minimal4; scseg uses the system allocator"
+  else
+    echo "[setup] tip: install tcmalloc (Debian/Ubuntu: libtcmalloc-minimal4) for ~2x faster CPU training"
+  fi
+fi
 echo "[setup] done: $("$VENV/bin/scseg" --version)"

@@ -7,9 +7,12 @@ paragraph and the error's exit code.
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from scseg import __version__
+from scseg.allocator import current_allocator, reexec_with_tcmalloc
 from scseg.cli import evaluation, inference, training
 from scseg.cli.label import label_app
 from scseg.cli.output import ScsegGroup, console
@@ -26,7 +29,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        console.print(f"scseg {__version__}")
+        console.print(f"scseg {__version__} (allocator: {current_allocator()})")
         raise typer.Exit()
 
 
@@ -51,6 +54,7 @@ app.add_typer(label_app, name="label")
 
 
 def main() -> None:
+    reexec_with_tcmalloc(sys.argv)  # returns unless it re-executes this command with tcmalloc
     app()
 
 

@@ -67,3 +67,51 @@ def test_shipped_config_trains_one_epoch(
     assert result.epochs == 1
     assert set(result.final_dice) == set(config.data.structure_names)
     assert (tmp_path / "run/checkpoints/best.pt").is_file() or all(v != v for v in result.final_dice.values())
+
+
+def test_whole_brain_config_has_98_structures_checked_against_the_data(shared_data: Path) -> None:
+    from scseg.data.checks import check_label_ids_present
+    from scseg.errors import DataError
+
+    config = load_config(CONFIGS / "whole_brain_2d.yaml")
+    assert config.num_classes == 99 and len(config.data.lr_classes) == 45
+    assert [(v.axis, v.weight) for v in config.mode.views] == [
+        ("coronal", 0.4),
+        ("axial", 0.4),
+        ("sagittal", 0.2),
+    ]
+    assert config.view_config("sagittal").num_classes == 1 + 98 - 45, "one class per left / right pair"
+    cases = discover_cases(config.data)
+    assert len(cases) == 14
+    labels = [c.label for c in cases]
+    check_label_ids_present(
+        labels, config.data.label_values, config.data.structure_names, "whole_brain_labels.txt"
+    )
+    with pytest.raises(DataError, match="9999 Not-A-Structure"):
+        check_label_ids_present(labels[:2], [17, 9999], ["Left-Hippocampus", "Not-A-Structure"], "a table")
+
+
+def test_a_left_right_flip_of_a_real_brain_keeps_each_label_on_its_side(shared_data: Path) -> None:
+    """On a real labelled brain: after the flip, Left-Hippocampus (17) is still the hippocampus on
+    the left, while a plain flip would put the left label on the right hippocampus."""
+    import torch
+    from monai.transforms import Flip
+
+    from scseg.data.lr_flip import RandFlipLRd
+
+    config = load_config(CONFIGS / "whole_brain_2d.yaml")
+    case = discover_cases(config.data)[0]
+    label = validation_transforms(config)(case.as_dict())["label"]  # RAS, classes 1..98
+    left, right = (config.data.label_values.index(v) + 1 for v in (17, 53))
+    x = torch.arange(label.shape[1], dtype=torch.float32)[:, None, None]
+
+    def centre(volume: torch.Tensor, cls: int) -> float:
+        mask = (volume[0] == cls).float()
+        return float((mask * x).sum() / mask.sum())
+
+    assert centre(label, left) < centre(label, right), "RAS: left has the smaller x"
+    flip = RandFlipLRd(["label"], config.lr_axis, config.num_classes, config.data.lr_classes, prob=1.0)
+    flipped = flip({"label": label.clone()})["label"]
+    assert centre(flipped, left) < centre(flipped, right)
+    plain = Flip(spatial_axis=0)(label.clone())
+    assert centre(plain, left) > centre(plain, right), "a plain flip teaches the wrong side"

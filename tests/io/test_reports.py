@@ -51,3 +51,29 @@ def test_colours_are_distinct_for_many_structures() -> None:
         colors = structure_colors(n)
         assert len(colors) == n == len(set(colors))
         assert all(0 <= c <= 255 for rgb in colors for c in rgb)
+
+
+def test_volumes_add_pair_and_hemisphere_sums_in_ml(tmp_path: Path) -> None:
+    from scseg.io.reports import hemisphere_sums
+
+    labels = np.zeros((10, 10, 10), np.uint16)
+    labels[:2] = 17  # Left-Hippocampus: 200 voxels
+    labels[2:5] = 53  # Right-Hippocampus: 300
+    labels[5:6] = 1035  # ctx-lh-insula: 100
+    labels[6:8] = 2035  # ctx-rh-insula: 200
+    labels[8:] = 16  # Brain-Stem: 200, unpaired
+    image = nib.Nifti1Image(labels, np.diag([2.0, 2.0, 2.0, 1.0]))  # 8 mm^3 voxels
+    names = ["Left-Hippocampus", "Right-Hippocampus", "ctx-lh-insula", "ctx-rh-insula", "Brain-Stem"]
+    volumes = structure_volumes(image, names, [17, 53, 1035, 2035, 16])
+    sums = {v.structure: v for v in hemisphere_sums(volumes)}
+    assert sums["Hippocampus (left + right)"].voxels == 500
+    assert sums["Hippocampus (left + right)"].volume_ml == 4.0
+    assert sums["ctx-insula (left + right)"].voxels == 300
+    assert sums["left hemisphere (paired structures)"].voxels == 300
+    assert sums["right hemisphere (paired structures)"].volume_ml == 4.0
+    assert not any("Brain-Stem" in name for name in sums)
+    write_volumes_csv(tmp_path / "v.csv", volumes + list(sums.values()))
+    with (tmp_path / "v.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 9 and rows[5]["label_value"] == "" and rows[0]["label_value"] == "17"
+    assert hemisphere_sums(volumes[4:]) == [], "no pairs, no sums"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scseg.config.schema import DataConfig, SplitConfig
+from scseg.config.data_section import DataConfig, SplitConfig
 from scseg.data.cases import case_name, discover_cases, split_cases
 from scseg.errors import DataError
 

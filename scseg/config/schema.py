@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from scseg.config.data_section import DataConfig, Section
 from scseg.labels.hemispheres import merged_classes
-from scseg.nn.registry import check_model_options, create_model, model_class
+from scseg.nn.registry import COMPOSITE_MODELS, check_model_options, create_model, model_class
 
 SliceAxis = Literal["sagittal", "coronal", "axial"]
 # RAS orientation: axis 0 = left-right (sagittal slices), 1 = posterior-anterior (coronal), 2 = inferior-superior (axial)
@@ -152,6 +152,8 @@ class ModelConfig(BaseModel):
     @classmethod
     def _registered(cls, v: str) -> str:
         model_class(v)  # ValueError with a "did you mean" for an unknown name
+        if v.lower() in COMPOSITE_MODELS:
+            raise ValueError(f"{v!r} is assembled from trained views (mode.views), not trained as model.name")
         return v.lower()
 
     @model_validator(mode="after")

@@ -31,7 +31,7 @@ class View:
     classes: list[int] | None
 
 
-@register_model("multiview")
+@register_model("multiview", composite=True)
 class MultiViewNetwork(nn.Module):
     """2D networks, one per view, whose softmax probabilities are fused by a weighted mean.
 

@@ -14,10 +14,15 @@ from scseg.nn.nets import DenseNet, SDNet, UNet
 ModelT = TypeVar("ModelT", bound=type[nn.Module])
 
 MODEL_REGISTRY: dict[str, type[nn.Module]] = {}
+# models assembled from trained ones (a multi-view model): loadable by name, not listed as architectures
+COMPOSITE_MODELS: set[str] = set()
 
 
-def register_model(name: str) -> Callable[[ModelT], ModelT]:
+def register_model(name: str, composite: bool = False) -> Callable[[ModelT], ModelT]:
     """Class decorator adding an architecture to :data:`MODEL_REGISTRY` under ``name``.
+
+    ``composite``: a model made of trained models (not an architecture to train or count), which
+    :func:`available_models` leaves out.
 
     Example:
         >>> @register_model("my_unet")  # doctest: +SKIP
@@ -29,6 +34,8 @@ def register_model(name: str) -> Callable[[ModelT], ModelT]:
         if key in MODEL_REGISTRY and MODEL_REGISTRY[key] is not cls:
             raise ValueError(f"a model named {key!r} is already registered ({MODEL_REGISTRY[key].__name__}).")
         MODEL_REGISTRY[key] = cls
+        if composite:
+            COMPOSITE_MODELS.add(key)
         return cls
 
     return add
@@ -39,8 +46,8 @@ for _name, _cls in (("unet", UNet), ("sdnet", SDNet), ("densenet", DenseNet)):
 
 
 def available_models() -> list[str]:
-    """Registered architecture names."""
-    return sorted(MODEL_REGISTRY)
+    """Registered architecture names (composite models left out)."""
+    return sorted(k for k in MODEL_REGISTRY if k not in COMPOSITE_MODELS)
 
 
 def _did_you_mean(word: str, choices: list[str]) -> str:

@@ -202,12 +202,6 @@ class TrainConfig(Section):
     val_interval: int = Field(1, ge=1)
     seed: int = 0
     amp: bool = Field(True, description="mixed precision on CUDA (ignored on CPU)")
-    cpu_bf16: bool | Literal["auto"] = Field(
-        False,
-        description="CPU: bfloat16 autocast in the training forward (weights, optimiser and loss stay "
-        "float32); faster steps on CPUs with AVX512-BF16 / AMX, slower on others; 'auto': only "
-        "on CPUs that have them",
-    )
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
     num_threads: int | None = Field(None, ge=1, description="CPU threads (default: all cores)")
     compile: bool = Field(

@@ -34,7 +34,6 @@ from scseg.data.loaders import Loaders, build_loaders, root_cause
 from scseg.engine.device import resolve_device
 from scseg.engine.distributed import DistInfo, barrier, broadcast_flag, cleanup, init_distributed, mean_across
 from scseg.engine.losses import build_loss
-from scseg.engine.predictor import cpu_has_native_bf16
 from scseg.engine.rng import rng_state, set_rng_state
 from scseg.engine.run_log import RunLog
 from scseg.engine.schedule import ProgressScheduler
@@ -114,10 +113,6 @@ class Trainer:
             torch.set_num_threads(config.train.num_threads)
         self.main = self.dist.is_main
         self.use_amp = config.train.amp and self.device.type == "cuda"
-        bf16 = config.train.cpu_bf16
-        self.use_cpu_bf16 = self.device.type == "cpu" and (
-            bf16 is True or (bf16 == "auto" and cpu_has_native_bf16())
-        )
 
     def run(self) -> TrainResult:
         cfg = self.config
@@ -228,16 +223,9 @@ class Trainer:
         image = batch["image"].to(self.device, non_blocking=True)
         label = batch["label"].to(self.device, non_blocking=True)
         s.optimizer.zero_grad(set_to_none=True)
-        if self.use_cpu_bf16:  # the loss in float32: bf16 keeps 8 bits of mantissa
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                logits = s.net(image)
-            loss = s.loss_fn(logits.float(), label)
-        else:
-            autocast = (
-                torch.autocast("cuda", dtype=torch.float16) if self.use_amp else contextlib.nullcontext()
-            )
-            with autocast:
-                loss = s.loss_fn(s.net(image), label)
+        autocast = torch.autocast("cuda", dtype=torch.float16) if self.use_amp else contextlib.nullcontext()
+        with autocast:
+            loss = s.loss_fn(s.net(image), label)
         if not torch.isfinite(loss):
             raise ScsegError(
                 f"training diverged at epoch {epoch + 1} (loss {loss.item()}); lower optimizer.lr"

@@ -104,6 +104,39 @@ def phantom_run_2d(phantom_root: Path, tmp_path_factory: pytest.TempPathFactory)
     return _train(raw, tmp_path_factory.mktemp("runs") / "phantom2d")
 
 
+def multiview_config(raw: dict) -> dict:
+    """``raw`` (a :data:`TINY`-like config) as a three-view 2D model whose first two structures are
+    a left / right pair (merged in the sagittal view)."""
+    raw = copy.deepcopy(raw)
+    raw["data"]["label_names"] = ["Left-ventricle", "Right-ventricle", "rim"]
+    raw["mode"] = {
+        "type": "2d",
+        "patch_size": [32, 32],
+        "samples_per_volume": 2,
+        "views": [
+            {"axis": "coronal", "weight": 0.4},
+            {"axis": "axial", "weight": 0.4},
+            {"axis": "sagittal", "weight": 0.2},
+        ],
+    }
+    raw["model"] = {"name": "unet", "se": "scse", "base_features": 4, "norm": "batch"}
+    raw["train"] = {"max_epochs": 1, "batch_size": 8, "val_interval": 1, "seed": 0}
+    return raw
+
+
+@pytest.fixture(scope="session")
+def phantom_run_multiview(phantom_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A three-view model (coronal, axial, sagittal with merged pairs) trained one epoch per view."""
+    from scseg.config import config_from_dict
+    from scseg.engine.multiview_training import train_views
+
+    raw = copy.deepcopy(TINY)
+    raw["data"]["root"] = str(phantom_root)
+    run = tmp_path_factory.mktemp("runs") / "multiview"
+    train_views(config_from_dict(multiview_config(raw)), run)
+    return run
+
+
 HIPPOCAMPUS_VAL = ["hippocampus_003", "hippocampus_004", "hippocampus_006", "hippocampus_008"]
 
 

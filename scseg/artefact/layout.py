@@ -174,7 +174,25 @@ def _load_bundle(path: Path) -> LoadedModel:
     return LoadedModel(spec, checkpoint.model, path, weights_file)
 
 
+def _check_views_assembled(path: Path) -> None:
+    """A multi-view run is a model once every view is trained (``RUN/model.yaml`` written then)."""
+    views = path / VIEWS
+    if (path / MODEL_SPEC).is_file() or not views.is_dir():
+        return
+    axes = sorted(v.name for v in views.iterdir() if v.is_dir())
+    if (path / RUN_CONFIG).is_file():  # the config names every view, also those not started
+        declared = (read_yaml(path / RUN_CONFIG).get("mode") or {}).get("views") or []
+        axes = [str(v.get("axis")) for v in declared if isinstance(v, dict)] or axes
+    state = {a: "trained" if (views / a / BEST_CHECKPOINT).is_file() else "not trained yet" for a in axes}
+    listed = ", ".join(f"{axis} {what}" for axis, what in state.items()) or "no view trained yet"
+    raise RunDirError(
+        f"{path} is a multi-view run whose views are not all trained ({listed}); it becomes a model "
+        "when every view of its config is: `scseg train CONFIG --out RUN --resume` trains the rest"
+    )
+
+
 def _load_run_dir(path: Path) -> LoadedModel:
+    _check_views_assembled(path)
     weights_file = find_checkpoint(path)
     checkpoint = load_checkpoint(weights_file)
     if (path / MODEL_SPEC).is_file():

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from monai.losses import DiceCELoss, DiceLoss
+from monai.losses import DiceCELoss
 from monai.transforms import LoadImage
 from torch import nn
 
@@ -40,14 +40,37 @@ def median_frequency_weights(
     return torch.tensor(weights, dtype=torch.float32)
 
 
-def label_boundaries(target: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Voxels whose 3x3(x3) neighbourhood holds another label (``|grad S| > 0``), as a float mask."""
+def label_boundaries(target: torch.Tensor) -> torch.Tensor:
+    """Voxels whose 3x3(x3) neighbourhood holds another label (``|grad S| > 0``), as a float mask.
+
+    The neighbourhood holds another label exactly when its largest and smallest label differ, so two
+    poolings of the label map itself do it; pooling a one-hot map instead cost as much as the
+    network's own training step with ~100 classes.
+    """
     dims = target.dim() - 1
-    onehot = F.one_hot(target, num_classes).movedim(-1, 1).float()
     pool = (F.max_pool2d, F.max_pool3d)[dims - 2]
-    dilated = pool(onehot, kernel_size=3, stride=1, padding=1)
-    eroded = -pool(-onehot, kernel_size=3, stride=1, padding=1)
-    return (dilated != eroded).any(dim=1).float()
+    labels = target.unsqueeze(1).float()
+    largest = pool(labels, kernel_size=3, stride=1, padding=1)
+    smallest = -pool(-labels, kernel_size=3, stride=1, padding=1)
+    return (largest != smallest).squeeze(1).float()
+
+
+def soft_dice_loss(probs: torch.Tensor, labels: torch.Tensor, smooth: float = 1e-5) -> torch.Tensor:
+    """MONAI's ``DiceLoss(include_background=False, batch=True)`` on softmax ``probs``, without one-hot.
+
+    The overlap of class ``c`` is the sum of ``p_c`` over the voxels labelled ``c``, gathered once
+    for all classes; the label volume per class is a ``bincount``. MONAI expands the labels to a
+    one-hot tensor of the logits' size and multiplies it in full, which with ~100 classes took as long
+    as the network's forward and backward (tests compare both).
+    """
+    classes = probs.shape[1]
+    flat = labels.reshape(-1)
+    overlap = torch.zeros(classes, dtype=probs.dtype, device=probs.device)
+    overlap = overlap.index_add(0, flat, probs.gather(1, labels.unsqueeze(1)).reshape(-1))
+    truth = torch.bincount(flat, minlength=classes).to(probs.dtype)
+    predicted = probs.sum(dim=[0, *range(2, probs.dim())])
+    dice = (2.0 * overlap + smooth) / (truth + predicted + smooth)
+    return (1.0 - dice[1:]).mean()
 
 
 class WeightedCEDiceLoss(nn.Module):
@@ -80,16 +103,13 @@ class WeightedCEDiceLoss(nn.Module):
             float(2.0 * class_weights.median()) if boundary_weight is None else float(boundary_weight)
         )
         self.ce_weight, self.dice_weight = ce_weight, dice_weight
-        self.dice = DiceLoss(to_onehot_y=True, softmax=False, include_background=False, batch=True)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         labels = target[:, 0].long() if target.dim() == logits.dim() else target.long()
         log_probs = F.log_softmax(logits.float(), dim=1)
-        weights = self.class_weights[labels] + self.boundary_weight * label_boundaries(
-            labels, logits.shape[1]
-        )
+        weights = self.class_weights[labels] + self.boundary_weight * label_boundaries(labels)
         ce = -(weights * log_probs.gather(1, labels.unsqueeze(1)).squeeze(1)).mean()
-        dice = self.dice(log_probs.exp(), labels.unsqueeze(1))
+        dice = soft_dice_loss(log_probs.exp(), labels)
         return self.ce_weight * ce + self.dice_weight * dice
 
 

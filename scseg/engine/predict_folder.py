@@ -95,9 +95,7 @@ def find_inputs(path: Path, out_dir: Path) -> tuple[list[_Job], list[PredictionR
         target = nifti_target(out_dir, path, file)
         record = PredictionRecord(display_path(file), "nifti", series=unique_name(nifti_stem(file)))
         jobs.append(_Job(record, target, nifti=file))
-    series, skipped = (
-        ([], []) if path.is_file() and is_nifti(path) else find_series(path, skip_folder=_not_input(out_dir))
-    )
+    series, skipped = ([], []) if path.is_file() and is_nifti(path) else find_series(path, tree=tree)
     for item in series:
         record = PredictionRecord(
             display_path(item.files[0].parent), "dicom", item.patient_id, item.study_uid, item.name

@@ -1,4 +1,5 @@
-"""Evaluation outputs: per_case.csv (long format), summary.json, summary.md and a Dice box plot."""
+"""Evaluation outputs: per_case.csv (long format), summary.json, summary.md, a Dice box plot and Dice
+against structure size."""
 
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ def summarise(scores: Sequence[StructureScore]) -> dict:
         entry: dict[str, float | int | None] = {}
         for metric in SUMMARY_METRICS:
             entry[f"{metric}_mean"], entry[f"{metric}_std"] = _mean_std([getattr(s, metric) for s in rows])
+        entry["volume_ref_ml_mean"] = float(np.mean([s.volume_ref_ml for s in rows]))  # the size
         entry["cases"] = len(rows)
         entry["absent_in_both"] = sum(s.note == ABSENT_IN_BOTH for s in rows)
         entry["missed"] = sum(s.note == ABSENT_IN_PREDICTION for s in rows)
@@ -77,12 +79,13 @@ def summary_markdown(summary: dict, n_cases: int, title: str = "Evaluation") -> 
         "",
         f"{n_cases} cases. Mean ± sd over the cases where a metric is defined; HD95 and ASSD in mm.",
         "",
-        "| structure | Dice | HD95 (mm) | ASSD (mm) | volume diff (mL) | volume diff (%) | absent both / missed / false pos. |",
-        "|---|---|---|---|---|---|---|",
+        "| structure | reference (mL) | Dice | HD95 (mm) | ASSD (mm) | volume diff (mL) | volume diff (%) "
+        "| absent both / missed / false pos. |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, e in summary["per_structure"].items():
         lines.append(
-            f"| {name} | {_fmt(e['dice_mean'], e['dice_std'], 3)} | {_fmt(e['hd95_mean'], e['hd95_std'], 2)} | "
+            f"| {name} | {e['volume_ref_ml_mean']:.2f} | {_fmt(e['dice_mean'], e['dice_std'], 3)} | {_fmt(e['hd95_mean'], e['hd95_std'], 2)} | "
             f"{_fmt(e['assd_mean'], e['assd_std'], 2)} | {_fmt(e['volume_diff_ml_mean'], e['volume_diff_ml_std'], 2)} | "
             f"{_fmt(e['volume_diff_percent_mean'], e['volume_diff_percent_std'], 1)} | "
             f"{e['absent_in_both']} / {e['missed']} / {e['false_positive']} |"
@@ -112,10 +115,33 @@ def dice_boxplot(path: Path, scores: Sequence[StructureScore], title: str = "Dic
         ax.tick_params(axis="x", labelrotation=60, labelsize=8)
         for label in ax.get_xticklabels():
             label.set_horizontalalignment("right")
+    _save(fig, path)
+
+
+def _save(fig: Figure, path: Path) -> None:
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     atomic_write_bytes(path, lambda f: f.write(buffer.getvalue()))
+
+
+def dice_vs_size_plot(path: Path, summary: dict, title: str = "Dice against structure size") -> None:
+    """Mean Dice of each structure against its mean reference volume (log scale); the smallest
+    structures are where a many-label model fails first. Cortical regions (``ctx-``) in orange."""
+    entries = [(n, e) for n, e in summary["per_structure"].items() if e["dice_mean"] is not None]
+    fig = Figure(figsize=(6.4, 4.2))
+    ax = fig.subplots()
+    for cortical, colour, label in ((False, "tab:blue", "other structures"), (True, "tab:orange", "cortex")):
+        chosen = [e for n, e in entries if n.startswith("ctx-") == cortical]
+        if chosen:
+            sizes = [max(e["volume_ref_ml_mean"], 1e-3) for e in chosen]
+            ax.scatter(sizes, [e["dice_mean"] for e in chosen], s=14, alpha=0.75, color=colour, label=label)
+    ax.set_xscale("log")
+    ax.set(xlabel="mean reference volume (mL)", ylabel="mean Dice", ylim=(0, 1.02), title=title)
+    ax.grid(alpha=0.3)
+    if entries:
+        ax.legend(loc="lower right")
+    _save(fig, path)
 
 
 def write_report(out_dir: Path, scores: Sequence[StructureScore], title: str = "Evaluation") -> dict:
@@ -127,4 +153,5 @@ def write_report(out_dir: Path, scores: Sequence[StructureScore], title: str = "
     write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2))
     write_text_atomic(out_dir / "summary.md", summary_markdown(summary, n_cases, title))
     dice_boxplot(out_dir / "dice_boxplot.png", scores)
+    dice_vs_size_plot(out_dir / "dice_vs_size.png", summary)
     return summary

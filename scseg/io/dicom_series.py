@@ -32,7 +32,7 @@ from scseg.io.dicom_headers import (
 from scseg.io.memory import check_fits_in_memory
 from scseg.io.names import display_path, sanitize
 from scseg.io.native_pixels import SliceHeader, read_native_series, rescale_of
-from scseg.io.walk import walk_files
+from scseg.io.walk import FileTree, walk_files
 
 # SOP classes that carry no image to segment (DICOM SEG, RT structures, structured reports, ...)
 NON_IMAGE_MODALITIES = {"SEG", "RTSTRUCT", "RTPLAN", "RTDOSE", "SR", "PR", "KO", "REG"}
@@ -144,6 +144,7 @@ def find_series(
     root: str | Path,
     exclude: list[Path] | None = None,
     skip_folder: Callable[[Path], bool] | None = None,
+    tree: FileTree | None = None,
 ) -> tuple[list[DicomSeries], list[SkippedSeries]]:
     """All readable image series under ``root`` (any depth, any file names; non-DICOM ignored).
 
@@ -151,6 +152,8 @@ def find_series(
         root: a folder tree or one file.
         exclude: folders under ``root`` not to look into.
         skip_folder: or a test that says which (e.g. result folders of ``scseg predict``).
+        tree: the files under ``root`` when the caller has listed them already (a large PACS
+            export is then walked once); ``exclude`` and ``skip_folder`` are the caller's business.
 
     Returns:
         The series (files sorted along the slice normal) and the skipped ones with their reason
@@ -161,8 +164,11 @@ def find_series(
     root = Path(root)
     if not root.exists():
         raise DataError(f"{display_path(root)} does not exist")
-    excluded = [e.resolve() for e in exclude or []]
-    tree = walk_files(root, lambda d: d.resolve() in excluded or (skip_folder is not None and skip_folder(d)))
+    if tree is None:
+        excluded = [e.resolve() for e in exclude or []]
+        tree = walk_files(
+            root, lambda d: d.resolve() in excluded or (skip_folder is not None and skip_folder(d))
+        )
     groups, offsets, broken = group_headers(tree.files)
     series: list[DicomSeries] = []
     skipped = [

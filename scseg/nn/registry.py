@@ -7,6 +7,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from monai.networks.nets import BasicUNet
 from torch import nn
 
 from scseg.nn.nets import DenseNet, SDNet, UNet
@@ -16,13 +17,16 @@ ModelT = TypeVar("ModelT", bound=type[nn.Module])
 MODEL_REGISTRY: dict[str, type[nn.Module]] = {}
 # models assembled from trained ones (a multi-view model): loadable by name, not listed as architectures
 COMPOSITE_MODELS: set[str] = set()
+# other libraries' networks, trainable by name for side-by-side comparisons; they take no ``se``
+BASELINE_MODELS: set[str] = set()
 
 
-def register_model(name: str, composite: bool = False) -> Callable[[ModelT], ModelT]:
+def register_model(name: str, composite: bool = False, baseline: bool = False) -> Callable[[ModelT], ModelT]:
     """Class decorator adding an architecture to :data:`MODEL_REGISTRY` under ``name``.
 
-    ``composite``: a model made of trained models (not an architecture to train or count), which
-    :func:`available_models` leaves out.
+    ``composite``: a model made of trained models (not an architecture to train or count);
+    ``baseline``: another library's network without SE blocks, for comparisons. Both are left out
+    of :func:`available_models` (the SE architectures).
 
     Example:
         >>> @register_model("my_unet")  # doctest: +SKIP
@@ -36,6 +40,8 @@ def register_model(name: str, composite: bool = False) -> Callable[[ModelT], Mod
         MODEL_REGISTRY[key] = cls
         if composite:
             COMPOSITE_MODELS.add(key)
+        if baseline:
+            BASELINE_MODELS.add(key)
         return cls
 
     return add
@@ -43,11 +49,13 @@ def register_model(name: str, composite: bool = False) -> Callable[[ModelT], Mod
 
 for _name, _cls in (("unet", UNet), ("sdnet", SDNet), ("densenet", DenseNet)):
     register_model(_name)(_cls)
+# MONAI's plain U-Net, the usual baseline (``features``: six widths, the last one the decoder's output)
+register_model("basicunet", baseline=True)(BasicUNet)
 
 
 def available_models() -> list[str]:
-    """Registered architecture names (composite models left out)."""
-    return sorted(k for k in MODEL_REGISTRY if k not in COMPOSITE_MODELS)
+    """Registered SE architecture names (composite and baseline models left out)."""
+    return sorted(k for k in MODEL_REGISTRY if k not in COMPOSITE_MODELS | BASELINE_MODELS)
 
 
 def _did_you_mean(word: str, choices: list[str]) -> str:

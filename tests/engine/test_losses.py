@@ -9,8 +9,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from monai.losses import DiceLoss
 
-from scseg.engine.losses import WeightedCEDiceLoss, label_boundaries, median_frequency_weights
+from scseg.engine.losses import (
+    WeightedCEDiceLoss,
+    label_boundaries,
+    median_frequency_weights,
+    soft_dice_loss,
+)
 
 
 def test_median_frequency_weights_on_known_counts(tmp_path: Path) -> None:
@@ -38,8 +44,32 @@ def test_median_frequency_weights_follow_the_label_remapping(tmp_path: Path) -> 
 def test_boundaries_mark_both_sides_of_a_label_edge() -> None:
     target = torch.zeros(1, 6, 6, dtype=torch.long)
     target[:, :, 3:] = 1
-    boundary = label_boundaries(target, 2)[0]
+    boundary = label_boundaries(target)[0]
     assert boundary[:, 2:4].all() and not boundary[:, :2].any() and not boundary[:, 4:].any()
+
+
+@pytest.mark.parametrize("shape", [(3, 9, 11), (2, 6, 7, 5)])
+def test_boundaries_equal_the_one_hot_definition(shape: tuple[int, ...]) -> None:
+    torch.manual_seed(1)
+    target = torch.randint(0, 4, shape) * (torch.rand(shape) < 0.7)  # clumps of background too
+    onehot = F.one_hot(target, 4).movedim(-1, 1).float()
+    pool = (F.max_pool2d, F.max_pool3d)[len(shape) - 3]
+    expected = (pool(onehot, 3, 1, 1) != -pool(-onehot, 3, 1, 1)).any(dim=1).float()
+    torch.testing.assert_close(label_boundaries(target), expected)
+
+
+@pytest.mark.parametrize("shape", [(2, 6, 9, 8), (1, 5, 4, 6, 3)])
+def test_soft_dice_equals_monai_dice_loss_and_its_gradient(shape: tuple[int, ...]) -> None:
+    torch.manual_seed(2)
+    logits = torch.randn(shape, requires_grad=True)
+    labels = torch.randint(0, shape[1] - 1, (shape[0], *shape[2:]))  # the last class never occurs
+    monai = DiceLoss(to_onehot_y=True, include_background=False, batch=True)
+    expected = monai(logits.softmax(1), labels.unsqueeze(1))
+    (grad_expected,) = torch.autograd.grad(expected, logits)
+    ours = soft_dice_loss(logits.softmax(1), labels)
+    (grad,) = torch.autograd.grad(ours, logits)
+    torch.testing.assert_close(ours, expected)
+    torch.testing.assert_close(grad, grad_expected)
 
 
 def test_weighted_ce_dice_equals_its_formula_and_prefers_right_answers() -> None:
@@ -49,7 +79,7 @@ def test_weighted_ce_dice_equals_its_formula_and_prefers_right_answers() -> None
     loss = WeightedCEDiceLoss(weights, boundary_weight=1.5, dice_weight=0.0)
     logits = torch.randn(2, 3, 8, 8, 8)
     labels = target[:, 0]
-    w = weights[labels] + 1.5 * label_boundaries(labels, 3)
+    w = weights[labels] + 1.5 * label_boundaries(labels)
     expected = (w * F.cross_entropy(logits, labels, reduction="none")).mean()
     torch.testing.assert_close(loss(logits, target), expected)
     full = WeightedCEDiceLoss(weights)  # boundary weight defaults to 2 x median class weight

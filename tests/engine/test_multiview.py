@@ -3,7 +3,6 @@ back onto both sides, and a multi-view run is one artefact for predict, evaluate
 
 from __future__ import annotations
 
-import copy
 import shutil
 import subprocess
 import sys
@@ -18,8 +17,9 @@ from scseg.config.load import config_from_dict
 from scseg.engine.inference import ScsegInferer
 from scseg.engine.multiview_training import train_views
 from scseg.engine.predictor import Predictor
-from scseg.errors import ConfigError
+from scseg.errors import ConfigError, RunDirError
 from scseg.nn.multiview import MultiViewNetwork
+from tests.conftest import multiview_config
 
 NET = {"name": "unet", "options": {"base_features": 4, "norm": "batch"}}
 
@@ -56,26 +56,8 @@ def test_a_merged_view_votes_for_both_sides_of_a_pair() -> None:
     torch.testing.assert_close(fused.sum(dim=1), torch.ones(1, 16, 16, 16))
 
 
-def _multiview_config(tiny_config: dict) -> dict:
-    raw = copy.deepcopy(tiny_config)
-    raw["data"]["label_names"] = ["Left-ventricle", "Right-ventricle", "rim"]  # a pair, for the merge
-    raw["mode"] = {
-        "type": "2d",
-        "patch_size": [32, 32],
-        "samples_per_volume": 2,
-        "views": [
-            {"axis": "coronal", "weight": 0.4},
-            {"axis": "axial", "weight": 0.4},
-            {"axis": "sagittal", "weight": 0.2},
-        ],
-    }
-    raw["model"] = {"name": "unet", "se": "scse", "base_features": 4, "norm": "batch"}
-    raw["train"] = {"max_epochs": 1, "batch_size": 8, "val_interval": 1, "seed": 0}
-    return raw
-
-
 def test_each_view_trains_as_its_own_config(tiny_config: dict, tmp_path: Path) -> None:
-    config = config_from_dict(_multiview_config(tiny_config), base=tmp_path)
+    config = config_from_dict(multiview_config(tiny_config), base=tmp_path)
     sagittal = config.view_config("sagittal")
     assert sagittal.mode.merge_lr_pairs and sagittal.num_classes == 3
     assert sagittal.output_names == ["Left-ventricle+Right-ventricle", "rim"]
@@ -90,10 +72,12 @@ def test_each_view_trains_as_its_own_config(tiny_config: dict, tmp_path: Path) -
 def test_a_multi_view_run_is_one_model_for_predict_evaluate_and_export(
     tiny_config: dict, phantom_root: Path, tmp_path: Path
 ) -> None:
-    config = config_from_dict(_multiview_config(tiny_config), base=tmp_path)
+    config = config_from_dict(multiview_config(tiny_config), base=tmp_path)
     run = tmp_path / "run"
     train_views(config, run, view="coronal")
     assert not (run / "model.yaml").exists(), "not a model until every view is trained"
+    with pytest.raises(RunDirError, match="coronal trained, axial not trained yet, sagittal not trained yet"):
+        Predictor(run, device="cpu")
     results = train_views(config, run, resume=True)
     assert set(results) == {"coronal", "axial", "sagittal"}
     predictor = Predictor(run, device="cpu")

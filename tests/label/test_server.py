@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from scseg.bundle import export_bundle
+from scseg.engine.predictor import Predictor
 from scseg.io.dicom_series_writer import write_dicom_series
 from scseg.label.studies import DATASTORE_DIR
 from tests.conftest import HIPPOCAMPUS_VAL
@@ -43,10 +44,19 @@ def studies(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 @pytest.fixture(scope="module")
 def server(
-    hippocampus_run: Path, phantom_run_2d: Path, studies: Path, tmp_path_factory: pytest.TempPathFactory
+    hippocampus_run: Path,
+    phantom_run_2d: Path,
+    phantom_run_multiview: Path,
+    studies: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Server]:
     bundle = export_bundle(hippocampus_run, tmp_path_factory.mktemp("bundle") / "hippo_bundle")
-    models = [f"hippo={hippocampus_run}", str(bundle), f"phantom2d={phantom_run_2d}"]
+    models = [
+        f"hippo={hippocampus_run}",
+        str(bundle),
+        f"phantom2d={phantom_run_2d}",
+        f"views3={phantom_run_multiview}",
+    ]
     with label_server(models, studies, tmp_path_factory.mktemp("server")) as running:
         yield running
 
@@ -54,14 +64,13 @@ def server(
 def test_info_lists_every_model_with_its_labels(server: Server) -> None:
     info = httpx.get(f"{server.url}/info/").json()
     models = info["models"]
-    assert set(models) == {"hippo", "hippo_bundle", "phantom2d"}
+    assert set(models) == {"hippo", "hippo_bundle", "phantom2d", "views3"}
     assert models["hippo"]["labels"] == {"anterior": 1, "posterior": 2}
     assert models["hippo_bundle"]["labels"] == {"anterior": 1, "posterior": 2}
     assert models["phantom2d"]["labels"] == {"ventricle": 1, "lesion": 2, "rim": 3}
     assert models["phantom2d"]["config"]["network_dims"] == 2
     assert models["hippo"]["type"] == "segmentation"
-
-
+    assert models["views3"]["labels"] == {"Left-ventricle": 1, "Right-ventricle": 2, "rim": 3}
 
 
 def test_infer_hippocampus_case_returns_labels_on_the_image_grid(
@@ -96,6 +105,19 @@ def test_a_2d_model_segments_whole_volumes(server: Server, shared_data: Path, tm
     labels, params = _labels_of(server.post_infer("phantom2d", case), tmp_path)
     assert labels.shape == nib.load(shared_data / f"msd_hippocampus_mri/imagesTr/{case}.nii.gz").shape
     assert params["label_names"] == {"ventricle": 1, "lesion": 2, "rim": 3}
+
+
+def test_a_multi_view_model_serves_its_fused_labels(
+    server: Server, phantom_run_multiview: Path, shared_data: Path, tmp_path: Path
+) -> None:
+    """The server runs the three views and the fusion: its answer is what ``scseg predict`` gives."""
+    case = NIFTI_CASES[1]
+    labels, params = _labels_of(server.post_infer("views3", case), tmp_path)
+    image = nib.load(shared_data / f"msd_hippocampus_mri/imagesTr/{case}.nii.gz")
+    assert labels.shape == image.shape
+    assert params["label_names"] == {"Left-ventricle": 1, "Right-ventricle": 2, "rim": 3}
+    local = Predictor(phantom_run_multiview, device="cpu").predict(image).labels
+    np.testing.assert_array_equal(np.asanyarray(labels.dataobj), np.asanyarray(local.dataobj))
 
 
 def test_malformed_requests_get_4xx_and_the_server_stays_up(server: Server) -> None:

@@ -138,6 +138,19 @@ def test_registry_lists_the_three_architectures() -> None:
     assert available_models() == ["densenet", "sdnet", "unet"]
 
 
+def test_monai_basicunet_is_a_baseline_by_name_without_se() -> None:
+    from monai.networks.nets import BasicUNet
+
+    from scseg.config.schema import ModelConfig
+
+    net = create_model("basicunet", 2, 1, 5, features=[8, 8, 16, 32, 64, 8])
+    assert isinstance(net, BasicUNet) and net(torch.randn(2, 1, 32, 32)).shape == (2, 5, 32, 32)
+    assert "basicunet" not in available_models()  # not an SE architecture: not in the SE tables
+    assert ModelConfig(name="BasicUNet", features=[8, 8, 16, 32, 64, 8]).name == "basicunet"
+    with pytest.raises(ValueError, match="'se' is not an option of model 'basicunet'"):
+        ModelConfig(name="basicunet", se="scse")
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -23,7 +23,7 @@ from scseg.io.atomic import AtomicDirectory, check_writable, clean_stale_tempora
 from scseg.io.convert import skipped_status
 from scseg.io.csv_report import write_csv
 from scseg.io.dicom_headers import is_nifti
-from scseg.io.dicom_seg import write_dicom_seg
+from scseg.io.dicom_seg import seg_source_headers, write_dicom_seg
 from scseg.io.dicom_series import DicomSeries, find_series, read_series
 from scseg.io.names import display_path, nifti_stem, printable, unique_name
 from scseg.io.nifti import load_nifti
@@ -130,6 +130,8 @@ def _segment_numbers(labels: np.ndarray, values: list[int]) -> np.ndarray:
 
 def _predict_one(predictor: Predictor, job: _Job, views: list[str] | None, probabilities: bool) -> None:
     image = read_series(job.series) if job.series is not None else load_nifti(job.nifti)
+    # what the SEG will need is checked before the compute is spent
+    seg_sources = seg_source_headers(job.series) if job.series is not None else None
     prediction = predictor.predict(image, views=views, probabilities=probabilities)
     names, values = predictor.label_names, predictor.label_values
     with AtomicDirectory(job.out_dir) as tmp:
@@ -149,6 +151,7 @@ def _predict_one(predictor: Predictor, job: _Job, views: list[str] | None, proba
                 structure_colors(len(names)),
                 tmp / "seg.dcm",
                 algorithm=predictor.algorithm_name,
+                sources=seg_sources,
             )
             job.record.message = "; ".join([m for m in (job.record.message,) if m] + notes)
         save_preview(image, prediction.labels, volumes, tmp / "preview.png", title=job.record.series)

@@ -17,6 +17,12 @@ from scseg.errors import DataError
 from scseg.io.atomic import atomic_write_bytes
 from scseg.io.dicom_series import DicomSeries
 
+# highdicom requires every source frame to share one orientation and one pixel spacing exactly;
+# scanners store them per slice, and some differ in the last decimals (a GE double-oblique MR: in
+# the 7th). Differences up to this are normalised (direction cosines: unitless; spacing: mm); more
+# is a different grid, refused before inference.
+SEG_GEOMETRY_TOLERANCE = 1e-4
+
 # Segment types are coded in a private scheme ("99" prefix = local, per DICOM PS3.16): scseg does
 # not know the SNOMED code of a user-named structure; the name goes into SegmentLabel and CodeMeaning.
 LOCAL_SCHEME = "99SCSEG"
@@ -83,11 +89,42 @@ def _share_frame_geometry(ds: pydicom.Dataset, notes: set[str]) -> None:
             notes.add(f"per-frame {keyword} (the same on every frame) used as the shared one")
 
 
+def _share_slice_geometry(sources: list[pydicom.Dataset], label: str, notes: set[str]) -> None:
+    """One orientation and pixel spacing for all slices (the first slice's), within tolerance."""
+    for keyword in ("ImageOrientationPatient", "PixelSpacing"):
+        present = [ds for ds in sources if keyword in ds]
+        if len(present) < 2:
+            continue
+        try:
+            values = np.array([[float(v) for v in ds[keyword].value] for ds in present])
+        except (TypeError, ValueError):
+            raise DataError(f"series {label}: unreadable {keyword} values in its slices") from None
+        spread = float(np.abs(values - values[0]).max())
+        if spread == 0.0:
+            continue
+        if spread > SEG_GEOMETRY_TOLERANCE:
+            raise DataError(
+                f"series {label}: {keyword} differs between its slices by up to {spread:.2g}, more than "
+                f"the {SEG_GEOMETRY_TOLERANCE:g} a DICOM SEG can absorb (its frames share one "
+                f"{keyword}); refused before inference. Resample it to one grid first (e.g. dcm2niix) "
+                "and predict the NIfTI"
+            )
+        first = list(present[0][keyword].value)
+        for ds in present:
+            ds[keyword].value = first
+        notes.add(f"{keyword} differences between slices (up to {spread:.1g}) normalised for the SEG")
+
+
 def seg_source_headers(series: DicomSeries) -> tuple[list[pydicom.Dataset], list[str]]:
-    """The series' headers, repaired in memory where anonymisation broke what a SEG must reference.
+    """The series' headers, repaired in memory where anonymisation broke what a SEG must reference
+    and with geometry noise below :data:`SEG_GEOMETRY_TOLERANCE` normalised.
 
     Returns:
         The headers (no pixel data) and a note per repair (reported in ``summary.csv``).
+
+    Raises:
+        DataError: slices whose orientation or pixel spacing differ beyond the tolerance (call this
+            before inference, so such a series fails before the compute is spent).
     """
     sources = [pydicom.dcmread(f, stop_before_pixels=True, force=True) for f in series.files]
     notes: set[str] = set()
@@ -118,6 +155,7 @@ def seg_source_headers(series: DicomSeries) -> tuple[list[pydicom.Dataset], list
         elif "PerFrameFunctionalGroupsSequence" not in ds and not ds.get("SliceThickness"):
             ds.SliceThickness = round(series.slice_spacing or 0.0, 6)  # SEG pixel measures need one
             notes.add("missing SliceThickness: the slice spacing is used")
+    _share_slice_geometry(sources, series.name, notes)
     return sources, sorted(notes)
 
 
@@ -129,6 +167,7 @@ def write_dicom_seg(
     colors: Sequence[tuple[int, int, int]],
     path: Path,
     algorithm: str = "scseg",
+    sources: tuple[list[pydicom.Dataset], list[str]] | None = None,
 ) -> list[str]:
     """Write a BINARY DICOM SEG of a label map that lies on ``series``' own voxel grid.
 
@@ -141,12 +180,14 @@ def write_dicom_seg(
         colors: RGB display colour per segment.
         path: output file; written to a temp file and renamed.
         algorithm: the algorithm name recorded in every segment.
+        sources: what :func:`seg_source_headers` returned for ``series``, when the caller checked
+            the series before inference (read again otherwise).
 
     Returns:
         Notes on source headers repaired in memory (see :func:`seg_source_headers`).
     """
-    sources, notes = seg_source_headers(series)
-    if not all(ds.get("SOPInstanceUID") for ds in sources):
+    headers, notes = sources if sources is not None else seg_source_headers(series)
+    if not all(ds.get("SOPInstanceUID") for ds in headers):
         raise DataError(
             f"series {series.name}: instances without SOPInstanceUID cannot be referenced by a SEG"
         )
@@ -156,16 +197,16 @@ def write_dicom_seg(
         array=np.ascontiguousarray(segments.transpose(2, 1, 0)),
         affine=affine[:, [2, 1, 0, 3]],
         coordinate_system="PATIENT",
-        frame_of_reference_uid=getattr(sources[0], "FrameOfReferenceUID", None),
+        frame_of_reference_uid=getattr(headers[0], "FrameOfReferenceUID", None),
         from_reference_convention="RAS",
     )
-    first = sources[0]
+    first = headers[0]
     try:
         with warnings.catch_warnings():
             # highdicom warns about source values it copies as they are (e.g. single-component names)
             warnings.simplefilter("ignore", UserWarning)
             seg = hd.seg.Segmentation(
-                source_images=sources,
+                source_images=headers,
                 pixel_array=volume,
                 segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
                 segment_descriptions=_segment_descriptions(names, colors, algorithm),

@@ -93,7 +93,13 @@ def test_a_mixed_export_is_segmented_and_every_series_reported(
     # the DICOM series: outputs on its own grid, SEG decodes to the label map, Dice against the phantom
     case = Path(next(r["output"] for r in by_status["done"] if r["series"] == "1_scseg_phantom_000"))
     assert case.relative_to(out).parts[0] == "phantom_000"  # <patient>/<study>/<series>
-    assert {p.name for p in case.iterdir()} == {"labels.nii.gz", "seg.dcm", "volumes.csv", "preview.png", MARKER}
+    assert {p.name for p in case.iterdir()} == {
+        "labels.nii.gz",
+        "seg.dcm",
+        "volumes.csv",
+        "preview.png",
+        MARKER,
+    }
     labels = nib.load(case / "labels.nii.gz")
     segments = read_dicom_seg(case / "seg.dcm", labels)
     np.testing.assert_array_equal(segments, np.asanyarray(labels.dataobj))  # values 1..3 = segments 1..3
@@ -206,7 +212,25 @@ def test_images_that_cannot_be_segmented_fail_with_the_reason(phantom_run_3d: Pa
     assert not (tmp_path / "out" / "nan").exists() and not (tmp_path / "out" / "constant").exists()
 
 
-def test_an_unwritable_output_is_refused_before_any_inference(phantom_run_3d: Path, phantom_root: Path, tmp_path: Path) -> None:
+def test_an_unwritable_output_is_refused_before_any_inference(
+    phantom_run_3d: Path, phantom_root: Path, tmp_path: Path
+) -> None:
     (tmp_path / "a_file").write_text("x")
     cli = predict_cli(phantom_run_3d, phantom_root / "imagesTr", tmp_path / "a_file" / "out")
     assert cli.returncode == 2 and "cannot be written to" in cli.stderr and "Traceback" not in cli.stderr
+
+
+@pytest.mark.data
+def test_a_series_the_seg_cannot_describe_fails_before_inference(
+    phantom_run_3d: Path, shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.io.test_dicom_seg import _nudge_orientation
+
+    nudged = _nudge_orientation(shared_data, tmp_path, 5e-4)  # read as one volume, not as one SEG
+    predictor = Predictor(phantom_run_3d, device="cpu")
+    calls: list[int] = []
+    monkeypatch.setattr(predictor, "predict", lambda *a, **k: calls.append(1))
+    predict_path(predictor, nudged, tmp_path / "out", progress=False)
+    (row,) = read_summary(tmp_path / "out")
+    assert row["status"] == "failed" and "ImageOrientationPatient differs" in row["message"]
+    assert calls == [], "inference ran for a series whose SEG could not be written"

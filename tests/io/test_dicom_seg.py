@@ -9,7 +9,8 @@ import numpy as np
 import pydicom
 import pytest
 
-from scseg.io.dicom_seg import read_dicom_seg, write_dicom_seg
+from scseg.errors import DataError
+from scseg.io.dicom_seg import _segment_descriptions, read_dicom_seg, seg_source_headers, write_dicom_seg
 from scseg.io.dicom_series import find_series, read_series
 from scseg.io.reports import structure_colors
 
@@ -80,3 +81,56 @@ def test_an_empty_prediction_still_gives_a_valid_seg(shared_data: Path, tmp_path
     path = tmp_path / "seg.dcm"
     write_dicom_seg(np.zeros(image.shape, np.uint16), image.affine, series, NAMES, structure_colors(3), path)
     assert not read_dicom_seg(path, image).any()
+
+
+def _nudge_orientation(shared_data: Path, tmp_path: Path, delta: float) -> Path:
+    """A copy of the oblique MR series whose every other slice's first direction cosine is off by
+    ``delta`` (as scanners write per-slice values that differ in the last decimals)."""
+    folder = tmp_path / f"nudged_{delta:g}"
+    folder.mkdir()
+    for index, file in enumerate(sorted((shared_data / REAL_SERIES[0]).iterdir())):
+        ds = pydicom.dcmread(file)
+        if index % 2:
+            iop = [float(v) for v in ds.ImageOrientationPatient]
+            iop[0] += delta
+            ds.ImageOrientationPatient = [f"{v:.9f}" for v in iop]
+        ds.save_as(folder / file.name)
+    return folder
+
+
+@pytest.mark.data
+def test_orientation_noise_is_normalised_in_the_seg(shared_data: Path, tmp_path: Path) -> None:
+    (series,), _ = find_series(_nudge_orientation(shared_data, tmp_path, 3e-7))
+    image = read_series(series)
+    headers, _ = seg_source_headers(series)
+    for ds, file in zip(headers, series.files, strict=True):  # the stored orientations again
+        ds.ImageOrientationPatient = pydicom.dcmread(file, stop_before_pixels=True).ImageOrientationPatient
+    with pytest.raises(ValueError, match="orientation"):  # what highdicom says of them
+        hd.seg.Segmentation(
+            source_images=headers,
+            pixel_array=np.zeros((len(series.files), *image.shape[1::-1]), np.uint8),
+            segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+            segment_descriptions=_segment_descriptions(NAMES[:1], [(255, 0, 0)], "test"),
+            series_instance_uid=hd.UID(),
+            series_number=1,
+            sop_instance_uid=hd.UID(),
+            instance_number=1,
+            manufacturer="t",
+            manufacturer_model_name="t",
+            software_versions="0",
+            device_serial_number="0",
+        )
+    segments = synthetic_segments(image.shape)
+    path = tmp_path / "seg.dcm"
+    notes = write_dicom_seg(segments, image.affine, series, NAMES, structure_colors(3), path)
+    assert any("ImageOrientationPatient differences" in n for n in notes)
+    np.testing.assert_array_equal(read_dicom_seg(path, image), segments)
+
+
+@pytest.mark.data
+def test_orientation_beyond_the_tolerance_is_refused_by_name(shared_data: Path, tmp_path: Path) -> None:
+    (series,), _ = find_series(_nudge_orientation(shared_data, tmp_path, 5e-4))
+    with pytest.raises(
+        DataError, match=r"ImageOrientationPatient differs between its slices by up to 0\.0005"
+    ):
+        seg_source_headers(series)

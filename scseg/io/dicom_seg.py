@@ -74,6 +74,26 @@ def _repair_character_set(ds: pydicom.Dataset) -> None:
         ds.SpecificCharacterSet = "ISO_IR " + charset.removeprefix("ISO 2022 IR ")
 
 
+# patient and study attributes (groups 0008, 0010) are copied from the source into the SEG; a value
+# invalid for its VR there (a Philips export's PatientAge "0Y") makes the SEG fail dciodvfy. UIDs
+# are left alone (the SEG must reference them as they are), and so is geometry (group 0020)
+_COPIED_GROUPS = (0x0008, 0x0010)
+
+
+def _drop_invalid_values(ds: pydicom.Dataset, notes: set[str]) -> None:
+    """Empty the copied attributes whose stored value is invalid for its VR (never guess a value)."""
+    for elem in list(ds):
+        if elem.tag.group not in _COPIED_GROUPS or elem.VR in ("SQ", "UI") or elem.value in (None, ""):
+            continue
+        values = elem.value if isinstance(elem.value, pydicom.multival.MultiValue) else [elem.value]
+        try:
+            for value in values:
+                pydicom.valuerep.validate_value(elem.VR, value, pydicom.config.RAISE)
+        except ValueError:
+            elem.value = ""
+            notes.add(f"{elem.keyword or elem.tag}: a value invalid for its VR ({elem.VR}) left empty")
+
+
 def _share_frame_geometry(ds: pydicom.Dataset, notes: set[str]) -> None:
     """Enhanced multi-frame: highdicom reads pixel spacing and orientation from the shared functional
     groups; some exports keep them per frame only. Identical on every frame: move them to shared."""
@@ -92,7 +112,7 @@ def _share_frame_geometry(ds: pydicom.Dataset, notes: set[str]) -> None:
 def _share_slice_geometry(sources: list[pydicom.Dataset], label: str, notes: set[str]) -> None:
     """One orientation and pixel spacing for all slices (the first slice's), within tolerance."""
     for keyword in ("ImageOrientationPatient", "PixelSpacing"):
-        present = [ds for ds in sources if keyword in ds]
+        present = [ds for ds in sources if ds.get(keyword)]
         if len(present) < 2:
             continue
         try:
@@ -150,6 +170,7 @@ def seg_source_headers(series: DicomSeries) -> tuple[list[pydicom.Dataset], list
             if keyword not in ds:
                 setattr(ds, keyword, "")
         _repair_character_set(ds)
+        _drop_invalid_values(ds, notes)
         if "PerFrameFunctionalGroupsSequence" in ds:
             _share_frame_geometry(ds, notes)
         elif "PerFrameFunctionalGroupsSequence" not in ds and not ds.get("SliceThickness"):

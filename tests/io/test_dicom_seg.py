@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import highdicom as hd
+import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
@@ -36,6 +41,45 @@ def synthetic_segments(shape: tuple[int, ...]) -> np.ndarray:
     return seg
 
 
+def validator(name: str) -> str:
+    """An independent DICOM tool installed by the set-up (dev extra). Missing: skip, fail under CI."""
+    found = shutil.which(name, path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    if found is None:
+        message = f"{name} is not installed (scripts/setup.sh installs dicom3tools and dcmqi)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true requires the validators: {message}")
+        pytest.skip(message)
+    return found
+
+
+def dciodvfy_errors(path: Path) -> list[str]:
+    """The lines dciodvfy reports as errors (warnings are left to the caller)."""
+    out = subprocess.run([validator("dciodvfy"), str(path)], capture_output=True, text=True, check=False)
+    lines = (out.stdout + out.stderr).splitlines()
+    return [line for line in lines if line.startswith("Error")]
+
+
+def dcmqi_segments(path: Path, like: nib.Nifti1Image, work: Path) -> np.ndarray:
+    """dcmqi's decoding of a SEG (one NIfTI per segment, on the SEG frames' own grid), mapped onto
+    ``like``'s voxel grid by world coordinates: segment numbers per voxel."""
+    work.mkdir()
+    subprocess.run(
+        [validator("segimage2itkimage"), "--inputDICOM", str(path), "--outputDirectory", str(work),
+         "--outputType", "nifti"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    out = np.zeros(like.shape[:3], dtype=np.uint16)
+    to_like = np.linalg.inv(like.affine)
+    for file in work.glob("*.nii.gz"):
+        segment = nib.load(file)
+        ijk = np.argwhere(np.asanyarray(segment.dataobj) > 0)
+        mapped = (to_like @ segment.affine @ np.c_[ijk, np.ones(len(ijk))].T)[:3].T
+        index = np.rint(mapped).astype(int)
+        assert np.abs(mapped - index).max() < 1e-2, f"{file.name}: dcmqi's grid is not the image's"
+        out[tuple(index.T)] = int(file.name.split(".")[0])
+    return out
+
+
 @pytest.mark.data
 @pytest.mark.parametrize("relative", REAL_SERIES)
 def test_seg_round_trip_on_real_series(shared_data: Path, relative: str, tmp_path: Path) -> None:
@@ -48,6 +92,8 @@ def test_seg_round_trip_on_real_series(shared_data: Path, relative: str, tmp_pat
     seg = hd.seg.segread(path)
     assert [seg.get_segment_description(n).segment_label for n in (1, 2, 3)] == NAMES
     np.testing.assert_array_equal(read_dicom_seg(path, image), segments)
+    assert dciodvfy_errors(path) == []
+    np.testing.assert_array_equal(dcmqi_segments(path, image, tmp_path / "dcmqi"), segments)
 
     sources = [pydicom.dcmread(f, stop_before_pixels=True) for f in series.files]
     if len(sources) > 1:

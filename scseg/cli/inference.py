@@ -58,18 +58,26 @@ def predict(
         "auto",
         help="auto (float16 on CUDA, bfloat16 on CPUs with native bf16, else float32), float32 or bfloat16.",
     ),
+    seg_type: str = typer.Option(
+        "binary",
+        help="DICOM SEG of a series: binary (the label map) or fractional (each structure's probability).",
+    ),
+    seg_compression: str = typer.Option(
+        "none", help="DICOM SEG pixel data, lossless: none, jpeg2000, or rle (fractional SEGs only)."
+    ),
 ) -> None:
     """Segment DICOM series and NIfTI files: labels.nii.gz, seg.dcm, volumes.csv, preview.png per case.
 
     Exit codes: 0 every case segmented (localizers and non-image objects are skipped, not failed);
     5 some case failed (see summary.csv); 2 bad options; 3 nothing to segment; 4 bad model.
     """
-    from scseg.engine.predict_folder import predict_path
+    from scseg.engine.predict_folder import SegOptions, predict_path
     from scseg.engine.predictor import Predictor
 
     view_list = [v.strip() for v in views.split(",") if v.strip()] or None
+    seg = SegOptions(seg_type, seg_compression)  # checked before the model is loaded
     predictor = Predictor(model, device=device, precision=precision)
-    records = predict_path(predictor, input_, output, views=view_list, probabilities=probabilities)
+    records = predict_path(predictor, input_, output, views=view_list, probabilities=probabilities, seg=seg)
     table = Table(title=f"scseg predict: {output / 'summary.csv'}")
     for col in ("status", "case", "seconds", "output / reason"):
         table.add_column(col, overflow="fold")

@@ -18,12 +18,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from scseg.engine.predictor import Predictor
-from scseg.errors import DataError
+from scseg.errors import ConfigError, DataError
 from scseg.io.atomic import AtomicDirectory, check_writable, clean_stale_temporaries, save_nifti_atomic
 from scseg.io.convert import skipped_status
 from scseg.io.csv_report import write_csv
 from scseg.io.dicom_headers import is_nifti
-from scseg.io.dicom_seg import seg_source_headers, write_dicom_seg
+from scseg.io.dicom_seg import COMPRESSION, SEG_TYPES, seg_source_headers, write_dicom_seg
 from scseg.io.dicom_series import DicomSeries, find_series, read_series
 from scseg.io.names import display_path, nifti_stem, printable, unique_name
 from scseg.io.nifti import load_nifti
@@ -128,21 +128,49 @@ def _segment_numbers(labels: np.ndarray, values: list[int]) -> np.ndarray:
     return lut[labels]
 
 
-def _predict_one(predictor: Predictor, job: _Job, views: list[str] | None, probabilities: bool) -> None:
+@dataclass(frozen=True)
+class SegOptions:
+    """``--seg-type`` (binary: the label map; fractional: each structure's probability, 0..255) and
+    ``--seg-compression`` (none, jpeg2000 or, for fractional SEGs, rle; all lossless)."""
+
+    kind: str = "binary"
+    compression: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.kind not in SEG_TYPES:
+            raise ConfigError(f"--seg-type {self.kind}: expected one of {', '.join(SEG_TYPES)}")
+        if self.compression not in COMPRESSION:
+            raise ConfigError(
+                f"--seg-compression {self.compression}: expected one of {', '.join(COMPRESSION)}"
+            )
+        if self.kind == "binary" and self.compression == "rle":
+            raise ConfigError(
+                "--seg-compression rle: a binary SEG (1 bit per voxel) may be stored uncompressed or as "
+                "JPEG 2000 only; use jpeg2000, or --seg-type fractional"
+            )
+
+
+def _predict_one(
+    predictor: Predictor, job: _Job, views: list[str] | None, probabilities: bool, seg: SegOptions
+) -> None:
     image = read_series(job.series) if job.series is not None else load_nifti(job.nifti)
     # what the SEG will need is checked before the compute is spent
     seg_sources = seg_source_headers(job.series) if job.series is not None else None
-    prediction = predictor.predict(image, views=views, probabilities=probabilities)
+    fractional = seg_sources is not None and seg.kind == "fractional"
+    prediction = predictor.predict(image, views=views, probabilities=probabilities or fractional)
     names, values = predictor.label_names, predictor.label_values
     with AtomicDirectory(job.out_dir) as tmp:
         (tmp / MARKER).write_text(job.target.identity + "\n", encoding="utf-8")
         save_nifti_atomic(prediction.labels, tmp / "labels.nii.gz")
-        if prediction.probabilities is not None:
+        if probabilities and prediction.probabilities is not None:
             save_nifti_atomic(prediction.probabilities, tmp / "probabilities.nii.gz")
         volumes = structure_volumes(prediction.labels, names, values)
         write_volumes_csv(tmp / "volumes.csv", volumes + hemisphere_sums(volumes))
         if job.series is not None:
-            segments = _segment_numbers(np.asanyarray(prediction.labels.dataobj), values)
+            if fractional:  # the structures' probabilities, background left out
+                segments = np.asanyarray(prediction.probabilities.dataobj)[..., 1:]
+            else:
+                segments = _segment_numbers(np.asanyarray(prediction.labels.dataobj), values)
             notes = write_dicom_seg(
                 segments,
                 prediction.labels.affine,
@@ -152,6 +180,7 @@ def _predict_one(predictor: Predictor, job: _Job, views: list[str] | None, proba
                 tmp / "seg.dcm",
                 algorithm=predictor.algorithm_name,
                 sources=seg_sources,
+                compression=seg.compression,
             )
             job.record.message = "; ".join([m for m in (job.record.message,) if m] + notes)
         save_preview(image, prediction.labels, volumes, tmp / "preview.png", title=job.record.series)
@@ -164,6 +193,7 @@ def predict_path(
     views: list[str] | None = None,
     probabilities: bool = False,
     progress: bool = True,
+    seg: SegOptions = SegOptions(),
 ) -> list[PredictionRecord]:
     """Segment every case under ``input_path`` into ``out_dir``; a bad case is recorded and skipped.
 
@@ -195,7 +225,7 @@ def predict_path(
             bar.set_postfix_str(job.record.series[:40])
             start = time.perf_counter()
             try:
-                _predict_one(predictor, job, views, probabilities)
+                _predict_one(predictor, job, views, probabilities, seg)
                 job.record.status, job.record.output = "done", display_path(job.out_dir)
             except Exception as err:  # one bad case must not stop the batch: it is recorded and skipped
                 job.record.status = "failed"

@@ -23,6 +23,15 @@ from scseg.io.dicom_series import DicomSeries
 # is a different grid, refused before inference.
 SEG_GEOMETRY_TOLERANCE = 1e-4
 
+# --seg-compression: lossless transfer syntaxes highdicom can encode a SEG in (RLE through pydicom,
+# JPEG 2000 through pylibjpeg-openjpeg)
+COMPRESSION = {
+    "none": pydicom.uid.ExplicitVRLittleEndian,
+    "rle": pydicom.uid.RLELossless,
+    "jpeg2000": pydicom.uid.JPEG2000Lossless,
+}
+SEG_TYPES = ("binary", "fractional")
+
 # Segment types are coded in a private scheme ("99" prefix = local, per DICOM PS3.16): scseg does
 # not know the SNOMED code of a user-named structure; the name goes into SegmentLabel and CodeMeaning.
 LOCAL_SCHEME = "99SCSEG"
@@ -189,12 +198,15 @@ def write_dicom_seg(
     path: Path,
     algorithm: str = "scseg",
     sources: tuple[list[pydicom.Dataset], list[str]] | None = None,
+    compression: str = "none",
 ) -> list[str]:
-    """Write a BINARY DICOM SEG of a label map that lies on ``series``' own voxel grid.
+    """Write a DICOM SEG on ``series``' own voxel grid: BINARY from a label map, or FRACTIONAL
+    (probabilities stored as 0..255) from per-structure probabilities.
 
     Args:
         segments: (X, Y, Z) segment numbers 1..len(names) (0 = background) on the series grid
-            as :func:`scseg.io.dicom_series.read_series` returns it (x = column, y = row).
+            as :func:`scseg.io.dicom_series.read_series` returns it (x = column, y = row); or, for
+            a FRACTIONAL SEG, (X, Y, Z, len(names)) float probabilities in [0, 1].
         affine: its RAS affine.
         series: the source series (its instances are referenced frame by frame).
         names: segment labels, segment number i -> ``names[i - 1]``.
@@ -203,6 +215,7 @@ def write_dicom_seg(
         algorithm: the algorithm name recorded in every segment.
         sources: what :func:`seg_source_headers` returned for ``series``, when the caller checked
             the series before inference (read again otherwise).
+        compression: ``none``, ``rle`` or ``jpeg2000`` (lossless; see :data:`COMPRESSION`).
 
     Returns:
         Notes on source headers repaired in memory (see :func:`seg_source_headers`).
@@ -212,13 +225,17 @@ def write_dicom_seg(
         raise DataError(
             f"series {series.name}: instances without SOPInstanceUID cannot be referenced by a SEG"
         )
+    fractional = segments.ndim == 4
+    if fractional and segments.shape[3] != len(names):
+        raise ValueError(f"{segments.shape[3]} probability volumes for {len(names)} segment names")
     # highdicom matches the volume's slices (axis 0) to the source frames by their positions, which
     # covers single-frame series and enhanced multi-frame files alike
     volume = hd.Volume(
-        array=np.ascontiguousarray(segments.transpose(2, 1, 0)),
+        array=np.ascontiguousarray(segments.transpose(2, 1, 0, *range(3, segments.ndim))),
         affine=affine[:, [2, 1, 0, 3]],
         coordinate_system="PATIENT",
         frame_of_reference_uid=getattr(headers[0], "FrameOfReferenceUID", None),
+        channels={"SegmentNumber": list(range(1, len(names) + 1))} if fractional else None,
         from_reference_convention="RAS",
     )
     first = headers[0]
@@ -229,7 +246,10 @@ def write_dicom_seg(
             seg = hd.seg.Segmentation(
                 source_images=headers,
                 pixel_array=volume,
-                segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+                segmentation_type=hd.seg.SegmentationTypeValues["FRACTIONAL" if fractional else "BINARY"],
+                fractional_type=hd.seg.SegmentationFractionalTypeValues.PROBABILITY,
+                max_fractional_value=255,
+                transfer_syntax_uid=COMPRESSION[compression],
                 segment_descriptions=_segment_descriptions(names, colors, algorithm),
                 series_instance_uid=hd.UID(),
                 series_number=int(getattr(first, "SeriesNumber", None) or 0) + 9000,
@@ -248,13 +268,16 @@ def write_dicom_seg(
 
 
 def read_dicom_seg(path: str | Path, like: nib.Nifti1Image) -> np.ndarray:
-    """Decode a DICOM SEG onto the grid of ``like``: segment numbers per voxel (0 = none).
+    """Decode a DICOM SEG onto the grid of ``like``: segment numbers per voxel (0 = none) for a
+    BINARY SEG; for a FRACTIONAL one, (X, Y, Z, segments) fractions in [0, 1].
 
     The SEG's voxel centres must coincide with ``like``'s up to axis order and direction (true
     for the SEGs :func:`write_dicom_seg` writes on a series grid); voxels outside the frames the
     SEG stores are 0.
     """
-    volume = hd.seg.segread(path).get_volume(combine_segments=True)
+    seg = hd.seg.segread(path)
+    fractional = seg.SegmentationType == "FRACTIONAL"
+    volume = seg.get_volume(combine_segments=not fractional)
     seg_affine_ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ volume.affine
     # index map like -> SEG: a signed axis permutation plus an integer offset when the grids coincide
     mapping = np.linalg.solve(seg_affine_ras, like.affine)
@@ -266,8 +289,9 @@ def read_dicom_seg(path: str | Path, like: nib.Nifti1Image) -> np.ndarray:
     ):
         raise DataError(f"{path}: the SEG's voxel grid does not coincide with the reference image grid")
     seg_axis = np.abs(linear).argmax(axis=0)  # like axis a runs along SEG axis seg_axis[a]
-    array = volume.array.transpose(seg_axis)
-    out = np.zeros(like.shape[:3], dtype=np.uint16)
+    array = volume.array.transpose(*seg_axis, *range(3, volume.array.ndim))
+    channels = array.shape[3:]
+    out = np.zeros((*like.shape[:3], *channels), dtype=np.float32 if fractional else np.uint16)
     src, dst = [], []
     for a, n in enumerate(like.shape[:3]):
         index = linear[seg_axis[a], a] * np.arange(n) + offset[seg_axis[a]]

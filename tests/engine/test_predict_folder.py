@@ -8,10 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import highdicom as hd
 import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
+from pydicom.uid import JPEG2000Lossless
 
 from scseg.engine import predict_folder
 from scseg.engine.predict_folder import predict_path
@@ -145,6 +147,8 @@ def test_the_cli_exit_code_says_that_a_series_failed(
         ("missing", 3, "does not exist"),
         ("views3d", 2, "applies to 2D models"),
         ("norun", 4, "is not a model"),
+        ("rle_binary", 2, "binary SEG (1 bit per voxel) may be stored uncompressed or as JPEG 2000 only"),
+        ("seg_type", 2, "--seg-type labels: expected one of binary, fractional"),
     ],
 )
 def test_bad_invocations_exit_with_a_clear_message(
@@ -161,6 +165,10 @@ def test_bad_invocations_exit_with_a_clear_message(
         extra = ["--views", "axial,coronal"]
     elif setup == "norun":
         run_dir = tmp_path
+    elif setup == "rle_binary":
+        extra = ["--seg-compression", "rle"]
+    elif setup == "seg_type":
+        extra = ["--seg-type", "labels"]
     cli = predict_cli(run_dir, source, tmp_path / "o", *extra)
     assert (
         cli.returncode == code and message in " ".join(cli.stderr.split()) and "Traceback" not in cli.stderr
@@ -234,3 +242,25 @@ def test_a_series_the_seg_cannot_describe_fails_before_inference(
     (row,) = read_summary(tmp_path / "out")
     assert row["status"] == "failed" and "ImageOrientationPatient differs" in row["message"]
     assert calls == [], "inference ran for a series whose SEG could not be written"
+
+
+def test_a_fractional_compressed_seg_holds_the_probabilities(
+    phantom_run_3d: Path, phantom_root: Path, tmp_path: Path
+) -> None:
+    predictor, seg = (
+        Predictor(phantom_run_3d, device="cpu"),
+        predict_folder.SegOptions("fractional", "jpeg2000"),
+    )
+    predict_path(predictor, phantom_root / "dicom", tmp_path / "only", progress=False, seg=seg)
+    assert not (Path(read_summary(tmp_path / "only")[0]["output"]) / "probabilities.nii.gz").exists()
+    out = tmp_path / "out"
+    predict_path(predictor, phantom_root / "dicom", out, probabilities=True, progress=False, seg=seg)
+    (row,) = read_summary(out)
+    case = Path(row["output"])
+    stored = hd.seg.segread(case / "seg.dcm")
+    assert stored.SegmentationType == "FRACTIONAL" and stored.file_meta.TransferSyntaxUID == JPEG2000Lossless
+    # the structures' probabilities (background left out), stored as 0..255
+    probabilities = np.asanyarray(nib.load(case / "probabilities.nii.gz").dataobj)[..., 1:]
+    fractions = read_dicom_seg(case / "seg.dcm", nib.load(case / "labels.nii.gz"))
+    assert fractions.shape == probabilities.shape and probabilities.max() > 0.9
+    np.testing.assert_allclose(fractions, probabilities, atol=0.5 / 255 + 1e-6)

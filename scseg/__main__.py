@@ -1,4 +1,4 @@
-from scseg.cli import main
+from scseg.allocator import main
 
 if __name__ == "__main__":
     main()

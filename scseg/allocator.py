@@ -3,7 +3,9 @@ all the time, and glibc's malloc returns them to the OS and faults them back in 
 tcmalloc keeps them, which made 3D training steps 2x faster here (docs/benchmarks.md).
 
 An allocator must be in place before the process starts, so the ``scseg`` command re-executes
-itself once with ``LD_PRELOAD`` set (Linux only). ``SCSEG_ALLOCATOR=system`` turns this off.
+itself once with ``LD_PRELOAD`` set (Linux only). ``SCSEG_ALLOCATOR=system`` turns this off. The
+console entry point is :func:`main` here, which re-executes before the command line (typer, rich
+and the subcommands) is imported, so the first process costs only Python's own start-up.
 """
 
 from __future__ import annotations
@@ -55,3 +57,11 @@ def reexec_with_tcmalloc(argv: list[str]) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, [sys.executable, "-m", "scseg", *argv[1:]], env)
+
+
+def main() -> None:
+    """The ``scseg`` console entry point: re-execute with tcmalloc if needed, then run the CLI."""
+    reexec_with_tcmalloc(sys.argv)
+    from scseg.cli import main as cli_main
+
+    cli_main()

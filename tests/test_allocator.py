@@ -5,15 +5,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from scseg.allocator import tcmalloc_library
 
 
-def _version(**env: str) -> str:
+def _version(console_script: bool = False, **env: str) -> str:
+    command = (
+        [str(Path(sys.executable).with_name("scseg"))] if console_script else [sys.executable, "-m", "scseg"]
+    )
     result = subprocess.run(
-        [sys.executable, "-m", "scseg", "--version"],
+        [*command, "--version"],
         capture_output=True,
         text=True,
         env={**os.environ, **env},
@@ -27,6 +31,7 @@ def _version(**env: str) -> str:
 )
 def test_the_command_runs_with_tcmalloc_when_installed() -> None:
     assert "allocator: tcmalloc" in _version()
+    assert "allocator: tcmalloc" in _version(console_script=True)  # the installed `scseg` command
     assert "allocator: system" in _version(SCSEG_ALLOCATOR="system")
 
 

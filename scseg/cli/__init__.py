@@ -7,12 +7,10 @@ paragraph and the error's exit code.
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
 from scseg import __version__
-from scseg.allocator import current_allocator, reexec_with_tcmalloc
+from scseg.allocator import current_allocator
 from scseg.cli import evaluation, inference, training
 from scseg.cli.label import label_app
 from scseg.cli.output import ScsegGroup, console
@@ -54,7 +52,7 @@ app.add_typer(label_app, name="label")
 
 
 def main() -> None:
-    reexec_with_tcmalloc(sys.argv)  # returns unless it re-executes this command with tcmalloc
+    """Run the command line (``scseg.allocator.main``, the console entry point, chose the allocator)."""
     app()
 
 

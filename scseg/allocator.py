@@ -4,7 +4,7 @@ tcmalloc keeps them, which made 3D training steps 2x faster here (docs/benchmark
 
 An allocator must be in place before the process starts, so the ``scseg`` command re-executes
 itself once with ``LD_PRELOAD`` set (Linux only). ``SCSEG_ALLOCATOR=system`` turns this off. The
-console entry point is :func:`main` here, which re-executes before the command line (typer, rich
+console entry point is ``scseg.__main__.main``, which re-executes before the command line (typer, rich
 and the subcommands) is imported, so the first process costs only Python's own start-up.
 """
 
@@ -58,10 +58,3 @@ def reexec_with_tcmalloc(argv: list[str]) -> None:
     sys.stderr.flush()
     os.execve(sys.executable, [sys.executable, "-m", "scseg", *argv[1:]], env)
 
-
-def main() -> None:
-    """The ``scseg`` console entry point: re-execute with tcmalloc if needed, then run the CLI."""
-    reexec_with_tcmalloc(sys.argv)
-    from scseg.cli import main as cli_main
-
-    cli_main()

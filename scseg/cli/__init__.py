@@ -52,7 +52,7 @@ app.add_typer(label_app, name="label")
 
 
 def main() -> None:
-    """Run the command line (``scseg.allocator.main``, the console entry point, chose the allocator)."""
+    """Run the command line (``scseg.__main__.main``, the console entry point, chose the allocator)."""
     app()
 
 

@@ -113,6 +113,15 @@ def probabilities_to_labels(
     probs = probs.float().cpu()
     exact = _integer_mapping(mapping)
     step = max(1, slab_voxels // (shape[0] * shape[1]))
+    if exact is not None and out_probs is None:
+        # whole voxels are only moved: the argmax commutes with that, so take it once on the network
+        # grid and move one class index per voxel instead of K probabilities
+        classes = _argmax_classes(probs)[None].float()
+        for start in range(0, shape[2], step):
+            stop = min(shape[2], start + step)
+            slab = _copy_slab(classes, exact, shape, start, stop, outside=0.0)
+            labels[:, :, start:stop] = values[slab[0].long()].numpy().astype(dtype)
+        return labels, None
     for start in range(0, shape[2], step):
         stop = min(shape[2], start + step)
         if exact is not None:
@@ -126,12 +135,18 @@ def probabilities_to_labels(
 
 
 def _copy_slab(
-    probs: torch.Tensor, exact: tuple[np.ndarray, np.ndarray], shape: Sequence[int], start: int, stop: int
+    probs: torch.Tensor,
+    exact: tuple[np.ndarray, np.ndarray],
+    shape: Sequence[int],
+    start: int,
+    stop: int,
+    outside: float = 1.0,
 ) -> torch.Tensor:
-    """The slab by indexing alone (the grids share voxel centres); outside the source: background."""
+    """The slab by indexing alone (the grids share voxel centres); outside the source: background
+    (channel 0 = ``outside``, the others 0: probability 1 of background, or class index 0)."""
     linear, offset = exact
     slab = torch.zeros((probs.shape[0], shape[0], shape[1], stop - start))
-    slab[0] = 1.0
+    slab[0] = outside
     axes = [np.arange(shape[0]), np.arange(shape[1]), np.arange(start, stop)]
     src_index, dst_index = [None] * 3, [None] * 3
     for t in range(3):

@@ -75,3 +75,17 @@ def test_whole_voxel_mappings_take_the_exact_path_and_agree_with_sampling() -> N
     sampled = resample._renormalise_(resample._sample_slab(probs, mapping, shape, 0, shape[2])).numpy()
     np.testing.assert_allclose(copied, sampled, atol=1e-5)
     assert resample._integer_mapping(np.linalg.solve(source, np.diag([0.5, 1, 1, 1.0]))) is None
+
+
+def test_whole_voxel_labels_are_the_argmax_moved_once() -> None:
+    rng = np.random.default_rng(2)
+    probs = torch.softmax(torch.from_numpy(rng.normal(size=(6, 9, 7, 5)).astype(np.float32)) * 3, dim=0)
+    source = np.diag([1.0, 1.0, 2.0, 1.0])
+    target = np.array([[0, -1.0, 0, 8], [1.0, 0, 0, -2], [0, 0, 2.0, -2], [0, 0, 0, 1]])
+    values = [3, 7, 9, 11, 250]
+    labels, _ = probabilities_to_labels(probs, source, target, (11, 12, 7), values, slab_voxels=300)
+    # the general path: probabilities moved first, argmax on the target grid
+    with_probs, moved = probabilities_to_labels(probs, source, target, (11, 12, 7), values, True, slab_voxels=300)
+    np.testing.assert_array_equal(labels, with_probs)
+    np.testing.assert_array_equal(labels, np.array([0, *values])[moved.argmax(axis=-1)])
+    assert (labels == 0).any() and len(np.unique(labels)) > 3  # outside is background; classes vary

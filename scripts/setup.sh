@@ -39,6 +39,12 @@ if [[ ",$EXTRAS," == *",label,"* ]]; then
   echo "[setup] installing monailabel==0.8.5 (--no-deps, see README)"
   PIP_CONSTRAINT="$CONSTRAINTS" quiet_pip install --no-deps "monailabel==0.8.5" "pydicom-seg==0.4.1"
 fi
+if [[ ",$EXTRAS," == *",dev,"* ]]; then
+  # rt-utils reads our RT structure sets back in the tests (an independent rasteriser); its declared
+  # opencv-python needs libGL, the headless build (dev extra) provides the same cv2
+  echo "[setup] installing rt-utils==1.2.7 (--no-deps, test reader)"
+  PIP_CONSTRAINT="$CONSTRAINTS" quiet_pip install --no-deps "rt-utils==1.2.7"
+fi
 # tcmalloc makes CPU training steps ~2x faster (scseg preloads it by itself when it is installed)
 if ! ldconfig -p 2>/dev/null | grep -q tcmalloc; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -25,6 +25,7 @@ from scseg.config.schema import (
     PreprocessingConfig,
     SliceAxis,
 )
+from scseg.labels.codes import SegmentCode, segment_codes
 
 FORMAT = "scseg-model/1"
 
@@ -55,12 +56,24 @@ class InferenceSpec(InferenceConfig):
 class LabelSpec(_Section):
     names: list[str] = Field(min_length=1, description="foreground structures, in output channel order 1..K")
     values: list[int] = Field(description="the value each structure gets in written label maps")
+    colours: list[tuple[int, int, int]] | None = Field(None, description="display RGB (from the label set)")
+    codes: list[SegmentCode] | None = Field(
+        None, description="DICOM codes (scseg.labels.codes), mapped from the names once, at training"
+    )
 
     @model_validator(mode="after")
     def _same_length(self) -> LabelSpec:
         if len(self.values) != len(self.names):
             raise ValueError(f"labels: {len(self.names)} names but {len(self.values)} values")
+        for key in ("colours", "codes"):
+            given = getattr(self, key)
+            if given is not None and len(given) != len(self.names):
+                raise ValueError(f"labels: {len(self.names)} names but {len(given)} {key}")
         return self
+
+    def segment_codes(self) -> list[SegmentCode]:
+        """The stored codes; an artefact written before codes existed maps its names now."""
+        return list(self.codes) if self.codes is not None else segment_codes(self.names)
 
 
 class DataFingerprint(_Section):
@@ -126,7 +139,12 @@ class ModelSpec(_Section):
             mode=ModeSpec(type=config.mode.type, slice_axis=config.mode.slice_axis),
             preprocessing=config.preprocessing,
             inference=InferenceSpec(**{**config.inference.model_dump(), "roi_size": config.roi_size}),
-            labels=LabelSpec(names=names, values=config.output_values),
+            labels=LabelSpec(
+                names=names,
+                values=config.output_values,
+                colours=config.data.label_colours if config.class_table is None else None,
+                codes=segment_codes(names, config.data.label_codes),
+            ),
             versions=current_versions(),
             provenance=provenance or Provenance(),
         )

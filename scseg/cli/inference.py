@@ -65,8 +65,12 @@ def predict(
     seg_compression: str = typer.Option(
         "none", help="DICOM SEG pixel data, lossless: none, jpeg2000, or rle (fractional SEGs only)."
     ),
+    rtstruct: bool = typer.Option(
+        False, "--rtstruct", help="DICOM series: also rtstruct.dcm, an RT structure set (contours per slice)."
+    ),
 ) -> None:
-    """Segment DICOM series and NIfTI files: labels.nii.gz, seg.dcm, volumes.csv, preview.png per case.
+    """Segment DICOM series and NIfTI files: labels.nii.gz, seg.dcm (and rtstruct.dcm), volumes.csv,
+    preview.png per case.
 
     Exit codes: 0 every case segmented (localizers and non-image objects are skipped, not failed);
     5 some case failed (see summary.csv); 2 bad options; 3 nothing to segment; 4 bad model.
@@ -75,7 +79,7 @@ def predict(
     from scseg.engine.predictor import Predictor
 
     view_list = [v.strip() for v in views.split(",") if v.strip()] or None
-    seg = SegOptions(seg_type, seg_compression)  # checked before the model is loaded
+    seg = SegOptions(seg_type, seg_compression, rtstruct)  # checked before the model is loaded
     predictor = Predictor(model, device=device, precision=precision)
     records = predict_path(predictor, input_, output, views=view_list, probabilities=probabilities, seg=seg)
     table = Table(title=f"scseg predict: {output / 'summary.csv'}")

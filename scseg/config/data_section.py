@@ -49,6 +49,14 @@ class DataConfig(Section):
         description="the value each named structure has in the label files (e.g. FreeSurfer or TotalSegmentator "
         "ids); they are remapped to 1..K and every other value to background. Default: 1..K as stored",
     )
+    label_colours: list[tuple[int, int, int]] | None = Field(
+        None, description="display RGB per structure (filled from label_set); default: scseg's palette"
+    )
+    label_codes: dict[str, str] | None = Field(
+        None,
+        description="how to code a structure the segment-code table cannot match by its name: "
+        "{name: table name (e.g. Hippocampus-Anterior) or SCHEME:VALUE:Meaning}; see scseg/labels/codes.py",
+    )
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     split: SplitConfig | None = None
     max_cases: int | None = Field(None, ge=2, description="use only the first N cases (smoke runs)")
@@ -70,6 +78,8 @@ class DataConfig(Section):
             return data
         labels = read_label_set(path)
         data = dict(data)
+        if data.get("label_colours") is None:
+            data["label_colours"] = labels.colours
         for key, value in (("label_names", labels.names), ("label_values", labels.values)):
             given = data.get(key)
             if given is not None and list(given) != value:
@@ -105,6 +115,13 @@ class DataConfig(Section):
                 )
             if len(set(self.label_values)) != len(self.label_values) or min(self.label_values) < 1:
                 raise ValueError(f"label_values must be distinct positive values, got {self.label_values}")
+        if self.label_colours is not None and len(self.label_colours) != len(self.structure_names):
+            raise ValueError(
+                f"label_colours has {len(self.label_colours)} entries for {len(self.structure_names)} structures"
+            )
+        unknown = sorted(set(self.label_codes or {}) - set(self.structure_names))
+        if unknown:
+            raise ValueError(f"label_codes names {unknown}, which are not in label_names")
         return self
 
     @property

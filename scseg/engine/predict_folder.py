@@ -43,6 +43,7 @@ from scseg.io.reports import (
     structure_volumes,
     write_volumes_csv,
 )
+from scseg.io.rtstruct import check_rtstruct_sources, write_rtstruct
 from scseg.io.walk import walk_files
 
 
@@ -135,6 +136,7 @@ class SegOptions:
 
     kind: str = "binary"
     compression: str = "none"
+    rtstruct: bool = False  # --rtstruct: also rtstruct.dcm (contours) for DICOM inputs
 
     def __post_init__(self) -> None:
         if self.kind not in SEG_TYPES:
@@ -156,6 +158,8 @@ def _predict_one(
     image = read_series(job.series) if job.series is not None else load_nifti(job.nifti)
     # what the SEG will need is checked before the compute is spent
     seg_sources = seg_source_headers(job.series) if job.series is not None else None
+    if seg.rtstruct and job.series is not None and seg_sources is not None:
+        check_rtstruct_sources(seg_sources[0], image.affine, job.series)
     fractional = seg_sources is not None and seg.kind == "fractional"
     prediction = predictor.predict(image, views=views, probabilities=probabilities or fractional)
     names, values = predictor.label_names, predictor.label_values
@@ -167,6 +171,8 @@ def _predict_one(
         volumes = structure_volumes(prediction.labels, names, values)
         write_volumes_csv(tmp / "volumes.csv", volumes + hemisphere_sums(volumes))
         if job.series is not None:
+            colours = predictor.spec.labels.colours or structure_colors(len(names))
+            codes = predictor.spec.labels.segment_codes()
             if fractional:  # the structures' probabilities, background left out
                 segments = np.asanyarray(prediction.probabilities.dataobj)[..., 1:]
             else:
@@ -176,12 +182,25 @@ def _predict_one(
                 prediction.labels.affine,
                 job.series,
                 names,
-                structure_colors(len(names)),
+                colours,
                 tmp / "seg.dcm",
                 algorithm=predictor.algorithm_name,
                 sources=seg_sources,
                 compression=seg.compression,
+                structure_codes=codes,
             )
+            if seg.rtstruct:
+                write_rtstruct(
+                    _segment_numbers(np.asanyarray(prediction.labels.dataobj), values),
+                    prediction.labels.affine,
+                    job.series,
+                    seg_sources[0],
+                    names,
+                    colours,
+                    codes,
+                    tmp / "rtstruct.dcm",
+                    algorithm=predictor.algorithm_name,
+                )
             job.record.message = "; ".join([m for m in (job.record.message,) if m] + notes)
         save_preview(image, prediction.labels, volumes, tmp / "preview.png", title=job.record.series)
 

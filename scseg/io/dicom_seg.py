@@ -16,6 +16,14 @@ from scseg import __version__
 from scseg.errors import DataError
 from scseg.io.atomic import atomic_write_bytes
 from scseg.io.dicom_series import DicomSeries
+from scseg.labels.codes import (
+    PRIVATE_SCHEME,
+    PRIVATE_SCHEME_NAME,
+    PRIVATE_SCHEME_ORGANIZATION,
+    Code,
+    SegmentCode,
+    segment_codes,
+)
 
 # highdicom requires every source frame to share one orientation and one pixel spacing exactly;
 # scanners store them per slice, and some differ in the last decimals (a GE double-oblique MR: in
@@ -32,29 +40,64 @@ COMPRESSION = {
 }
 SEG_TYPES = ("binary", "fractional")
 
-# Segment types are coded in a private scheme ("99" prefix = local, per DICOM PS3.16): scseg does
-# not know the SNOMED code of a user-named structure; the name goes into SegmentLabel and CodeMeaning.
-LOCAL_SCHEME = "99SCSEG"
+# coding schemes of DICOM PS3.16 Table 8-1 that scseg or its sources commonly use; any other
+# designator in a SEG (scseg's private one, a site's local one copied from the source's study
+# attributes) is declared in CodingSchemeIdentificationSequence
+STANDARD_SCHEMES = {"DCM", "SCT", "SRT", "LN", "UCUM", "FMA", "RADLEX", "NCIt", "UMLS", "ACR", "I10", "ICD10"}
+
+
+def _concept(code: Code) -> hd.sr.CodedConcept:
+    return hd.sr.CodedConcept(code.value, code.scheme, code.meaning)
 
 
 def _segment_descriptions(
-    names: Sequence[str], colors: Sequence[tuple[int, int, int]], algorithm: str
+    names: Sequence[str],
+    colors: Sequence[tuple[int, int, int]],
+    algorithm: str,
+    structure_codes: Sequence[SegmentCode],
 ) -> list[hd.seg.SegmentDescription]:
     identification = hd.AlgorithmIdentificationSequence(
         name=algorithm[:64], family=codes.cid7162.ArtificialIntelligence, version=__version__
     )
-    return [
-        hd.seg.SegmentDescription(
+    descriptions = []
+    for number, (name, color, code) in enumerate(zip(names, colors, structure_codes, strict=True), start=1):
+        description = hd.seg.SegmentDescription(
             segment_number=number,
             segment_label=name[:64],
-            segmented_property_category=codes.SCT.AnatomicalStructure,
-            segmented_property_type=hd.sr.CodedConcept(f"S{number}", LOCAL_SCHEME, name[:64]),
+            segmented_property_category=_concept(code.category),
+            segmented_property_type=_concept(code.type),
             algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
             algorithm_identification=identification,
             display_color=hd.color.CIELabColor.from_rgb(*color),
         )
-        for number, (name, color) in enumerate(zip(names, colors, strict=True), start=1)
-    ]
+        if code.modifier is not None:  # laterality / position: nested in the type item (PS3.3 C.8.20.2)
+            description.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence = [
+                _concept(code.modifier)
+            ]
+        descriptions.append(description)
+    return descriptions
+
+
+def declare_coding_schemes(ds: pydicom.Dataset) -> list[str]:
+    """Declare every non-standard coding scheme the dataset uses (CodingSchemeIdentificationSequence):
+    scseg's private one by name, others as the source series' local schemes. Returns them."""
+    used: set[str] = set()
+    for element in ds.iterall():
+        if element.keyword == "CodingSchemeDesignator" and element.value:
+            used.add(str(element.value))
+    declared = []
+    for scheme in sorted(used - STANDARD_SCHEMES):
+        item = pydicom.Dataset()
+        item.CodingSchemeDesignator = scheme
+        if scheme == PRIVATE_SCHEME:
+            item.CodingSchemeName = PRIVATE_SCHEME_NAME
+            item.CodingSchemeResponsibleOrganization = PRIVATE_SCHEME_ORGANIZATION
+        else:
+            item.CodingSchemeName = f"{scheme} (local scheme of the source images)"[:64]
+        declared.append(item)
+    if declared:
+        ds.CodingSchemeIdentificationSequence = declared
+    return [str(item.CodingSchemeDesignator) for item in declared]
 
 
 # Type 2 attributes (required, may be empty) that highdicom copies from the source into the SEG;
@@ -199,6 +242,7 @@ def write_dicom_seg(
     algorithm: str = "scseg",
     sources: tuple[list[pydicom.Dataset], list[str]] | None = None,
     compression: str = "none",
+    structure_codes: Sequence[SegmentCode] | None = None,
 ) -> list[str]:
     """Write a DICOM SEG on ``series``' own voxel grid: BINARY from a label map, or FRACTIONAL
     (probabilities stored as 0..255) from per-structure probabilities.
@@ -216,6 +260,8 @@ def write_dicom_seg(
         sources: what :func:`seg_source_headers` returned for ``series``, when the caller checked
             the series before inference (read again otherwise).
         compression: ``none``, ``rle`` or ``jpeg2000`` (lossless; see :data:`COMPRESSION`).
+        structure_codes: what each segment is (the model's ``labels.codes``); default: mapped from
+            ``names`` (:func:`scseg.labels.codes.segment_codes`).
 
     Returns:
         Notes on source headers repaired in memory (see :func:`seg_source_headers`).
@@ -250,7 +296,9 @@ def write_dicom_seg(
                 fractional_type=hd.seg.SegmentationFractionalTypeValues.PROBABILITY,
                 max_fractional_value=255,
                 transfer_syntax_uid=COMPRESSION[compression],
-                segment_descriptions=_segment_descriptions(names, colors, algorithm),
+                segment_descriptions=_segment_descriptions(
+                    names, colors, algorithm, structure_codes or segment_codes(names)
+                ),
                 series_instance_uid=hd.UID(),
                 series_number=int(getattr(first, "SeriesNumber", None) or 0) + 9000,
                 sop_instance_uid=hd.UID(),
@@ -263,6 +311,7 @@ def write_dicom_seg(
             )
     except (ValueError, TypeError, AttributeError) as err:
         raise DataError(f"cannot build a DICOM SEG for series {series.name}: {err}") from None
+    declare_coding_schemes(seg)
     atomic_write_bytes(path, lambda f: seg.save_as(f))
     return notes
 

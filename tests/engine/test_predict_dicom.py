@@ -10,9 +10,10 @@ from pathlib import Path
 import highdicom as hd
 import nibabel as nib
 import numpy as np
+import pydicom
 import pytest
 
-from scseg.engine.predict_folder import predict_path
+from scseg.engine.predict_folder import SegOptions, predict_path
 from scseg.engine.predictor import Predictor
 from scseg.io.dicom_seg import read_dicom_seg
 from scseg.io.dicom_series import find_series, read_series
@@ -76,3 +77,29 @@ def test_predict_on_real_dicom(phantom_run_3d: Path, shared_data: Path, tmp_path
             assert [v["structure"] for v in csv.DictReader(f)] == ["ventricle", "lesion", "rim"]
     ct = next(r for r in done if r["source"].endswith("ct_jpeg2000"))
     assert "blank SOPInstanceUID taken from the file meta header" in ct["message"]
+
+
+@pytest.mark.data
+def test_rtstruct_beside_the_seg_and_refused_before_inference_where_it_cannot_be(
+    phantom_run_3d: Path, shared_data: Path, tmp_path: Path
+) -> None:
+    source = tmp_path / "export"
+    for name in ("tcia", "multiframe"):
+        shutil.copytree(shared_data / COPIED[name], source / name)
+    out = tmp_path / "out"
+    predictor = Predictor(phantom_run_3d, device="cpu")
+    calls = []
+    predictor.predict = lambda *a, _predict=predictor.predict, **k: calls.append(1) or _predict(*a, **k)
+    records = predict_path(predictor, source, out, progress=False, seg=SegOptions(rtstruct=True))
+    status = {Path(r.source).name: r for r in records}
+    assert status["tcia"].status == "done" and status["multiframe"].status == "failed"
+    assert "single-frame" in status["multiframe"].message and len(calls) == 1  # refused before inference
+    rt = pydicom.dcmread(Path(status["tcia"].output) / "rtstruct.dcm")
+    assert [roi.ROIName for roi in rt.StructureSetROISequence] == predictor.label_names
+    codes = [o.RTROIIdentificationCodeSequence[0] for o in rt.RTROIObservationsSequence]
+    expected = predictor.spec.labels.segment_codes()
+    assert [(c.CodingSchemeDesignator, c.CodeValue) for c in codes] == [(e.type.scheme, e.type.value) for e in expected]
+    seg = pydicom.dcmread(Path(status["tcia"].output) / "seg.dcm", stop_before_pixels=True)
+    assert [s.SegmentedPropertyTypeCodeSequence[0].CodeValue for s in seg.SegmentSequence] == [
+        e.type.value for e in expected
+    ]

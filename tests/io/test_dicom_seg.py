@@ -18,6 +18,7 @@ from scseg.errors import DataError
 from scseg.io.dicom_seg import _segment_descriptions, read_dicom_seg, seg_source_headers, write_dicom_seg
 from scseg.io.dicom_series import find_series, read_series
 from scseg.io.reports import structure_colors
+from scseg.labels.codes import PRIVATE_SCHEME, segment_codes
 
 # single-frame oblique MR, anonymised JPEG 2000 CT (blank UIDs), enhanced multi-frame MR without
 # shared functional groups, a Philips series without FrameOfReferenceUID / SliceThickness, HFP
@@ -28,7 +29,8 @@ REAL_SERIES = [
     "dicom2nifti_testdata/philips/anatomical/001",
     "dicom_mr_brain_positions_dcm_qa_decubitus/HFP",
 ]
-NAMES = ["first structure", "second", "third"]
+# structures with standard codes (SNOMED CT, with laterality): what the validators see in practice
+NAMES = ["Left-Hippocampus", "Right-Putamen", "liver"]
 
 
 def synthetic_segments(shape: tuple[int, ...]) -> np.ndarray:
@@ -53,10 +55,21 @@ def validator(name: str) -> str:
 
 
 def dciodvfy_errors(path: Path) -> list[str]:
-    """The lines dciodvfy reports as errors (warnings are left to the caller)."""
+    """The lines dciodvfy reports as errors, and its warnings about coding schemes, except for a
+    source series' local scheme that the SEG declares (copied study attributes, e.g. a SECTRA
+    ProcedureCodeSequence: dciodvfy flags every scheme outside its list, declared or not)."""
     out = subprocess.run([validator("dciodvfy"), str(path)], capture_output=True, text=True, check=False)
     lines = (out.stdout + out.stderr).splitlines()
-    return [line for line in lines if line.startswith("Error")]
+    declared = {
+        str(item.CodingSchemeDesignator)
+        for item in pydicom.dcmread(path, stop_before_pixels=True).get("CodingSchemeIdentificationSequence", [])
+        if "local scheme of the source" in str(item.get("CodingSchemeName", ""))
+    }
+    schemes = [
+        line for line in lines
+        if "Coding Scheme Designator" in line and not any(f"<{s}>" in line for s in declared)
+    ]  # fmt: skip
+    return [line for line in lines if line.startswith("Error")] + schemes
 
 
 def dcmqi_segments(path: Path, like: nib.Nifti1Image, work: Path) -> np.ndarray:
@@ -156,7 +169,7 @@ def test_orientation_noise_is_normalised_in_the_seg(shared_data: Path, tmp_path:
             source_images=headers,
             pixel_array=np.zeros((len(series.files), *image.shape[1::-1]), np.uint8),
             segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-            segment_descriptions=_segment_descriptions(NAMES[:1], [(255, 0, 0)], "test"),
+            segment_descriptions=_segment_descriptions(NAMES[:1], [(255, 0, 0)], "test", segment_codes(NAMES[:1])),
             series_instance_uid=hd.UID(),
             series_number=1,
             sop_instance_uid=hd.UID(),
@@ -180,3 +193,26 @@ def test_orientation_beyond_the_tolerance_is_refused_by_name(shared_data: Path, 
         DataError, match=r"ImageOrientationPatient differs between its slices by up to 0\.0005"
     ):
         seg_source_headers(series)
+
+
+@pytest.mark.data
+def test_segments_carry_their_codes_and_a_private_scheme_is_declared(shared_data: Path, tmp_path: Path) -> None:
+    (series,), _ = find_series(shared_data / REAL_SERIES[0])
+    image = read_series(series)
+    names = ["Left-Hippocampus", "ctx-rh-superiorfrontal", "Right-Putamen"]
+    path = tmp_path / "seg.dcm"
+    write_dicom_seg(synthetic_segments(image.shape), image.affine, series, names, structure_colors(3), path)
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    types = [item.SegmentedPropertyTypeCodeSequence[0] for item in ds.SegmentSequence]
+    assert [(t.CodingSchemeDesignator, t.CodeValue) for t in types][::2] == [("SCT", "5366008"), ("SCT", "89278009")]
+    assert [t.SegmentedPropertyTypeModifierCodeSequence[0].CodeMeaning for t in types[::2]] == ["Left", "Right"]
+    assert (types[1].CodingSchemeDesignator, types[1].CodeMeaning) == (PRIVATE_SCHEME, "ctx-rh-superiorfrontal")
+    (declared,) = ds.CodingSchemeIdentificationSequence
+    assert declared.CodingSchemeDesignator == PRIVATE_SCHEME and declared.CodingSchemeResponsibleOrganization
+    # dciodvfy knows no private scheme (it warns about any designator outside its list): no errors,
+    # and no scheme warning but the declared private one
+    out = subprocess.run([validator("dciodvfy"), str(path)], capture_output=True, text=True, check=False)
+    lines = (out.stdout + out.stderr).splitlines()
+    assert not [line for line in lines if line.startswith("Error")]
+    scheme_lines = [line for line in lines if "Coding Scheme Designator" in line]
+    assert scheme_lines and all(f"<{PRIVATE_SCHEME}>" in line for line in scheme_lines)

@@ -62,3 +62,4 @@ def test_a_config_takes_names_and_ids_from_a_label_set_relative_to_itself(tmp_pa
         _config({"label_set": "missing.txt"}, tmp_path)
     stored = _config({"label_set": "gone.txt", "label_names": ["a", "b"], "label_values": [3, 4]}, tmp_path)
     assert stored.data.label_values == [3, 4], "a stored run config loads where its table is absent"
+

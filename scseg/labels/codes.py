@@ -1,0 +1,153 @@
+"""Standard codes for segmented structures: what a DICOM SEG or RT structure set says a segment is.
+
+PACS, viewers and radiotherapy systems identify a structure by its code, not its name. One table
+shipped with scseg (``segment_codes.csv``, built from the DICOM standard's coded concepts: CID 7140
+Brain Structures, CID 7151 Segmentation Property Types) maps structure names to SNOMED CT (``SCT``)
+or DICOM (``DCM``) codes; the laterality or position part of a name (``Left-``, ``ctx-rh-``,
+``_left``, ``-Anterior``) becomes a modifier code (CID 244 / CID 2). A name the table does not know
+gets a code in scseg's private scheme ``99SCSEG`` (the ``99`` prefix marks a private scheme in
+DICOM PS3.16), which every SEG that uses it declares (:data:`PRIVATE_SCHEME`).
+
+Training maps a model's label names to codes once and stores them in the model artefact
+(``model.yaml``); ``data.label_codes`` in a config names the table entry (or an explicit
+``SCHEME:VALUE:Meaning``) for a name the table cannot match, e.g. the hippocampus parts.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from functools import cache
+from importlib import resources
+
+from pydantic import BaseModel, ConfigDict
+
+PRIVATE_SCHEME = "99SCSEG"
+PRIVATE_SCHEME_NAME = "scseg structure names without a standard code"
+PRIVATE_SCHEME_ORGANIZATION = "scseg"
+
+# SNOMED CT qualifier values (pydicom.sr.codedict: CID 244 Laterality, CID 2 Anatomic Modifier)
+MODIFIERS = {
+    "left": ("SCT", "7771000", "Left"),
+    "lh": ("SCT", "7771000", "Left"),
+    "right": ("SCT", "24028007", "Right"),
+    "rh": ("SCT", "24028007", "Right"),
+    "anterior": ("SCT", "255549009", "Anterior"),
+    "posterior": ("SCT", "255551008", "Posterior"),
+}
+# CID 7150 Segmentation Property Categories
+CATEGORIES = {
+    "anatomy": ("SCT", "91723000", "Anatomical Structure"),
+    "substance": ("SCT", "91720002", "Body Substance"),
+}
+
+
+class Code(BaseModel):
+    """One coded concept (DICOM code sequence item)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scheme: str
+    value: str
+    meaning: str
+
+    def __str__(self) -> str:
+        return f"{self.scheme}:{self.value}:{self.meaning}"
+
+
+class SegmentCode(BaseModel):
+    """What a segment is: category, type and an optional modifier (laterality or position)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    category: Code
+    type: Code
+    modifier: Code | None = None
+
+    @property
+    def private(self) -> bool:
+        return self.type.scheme == PRIVATE_SCHEME
+
+
+def _key(tokens: Sequence[str]) -> str:
+    return "".join(tokens)
+
+
+def _tokens(name: str) -> list[str]:
+    """``ctx-lh-superiorfrontal`` -> ``['lh', 'superiorfrontal']`` (lower case, no separators)."""
+    tokens = [t for t in re.split(r"[^0-9a-zA-Z]+", name.lower()) if t]
+    return tokens[1:] if tokens[:1] == ["ctx"] else tokens
+
+
+@cache
+def code_table() -> dict[str, tuple[Code, Code]]:
+    """The shipped table: normalised name -> (category, type)."""
+    text = resources.files("scseg.labels").joinpath("segment_codes.csv").read_text(encoding="utf-8")
+    rows = csv.DictReader(line for line in text.splitlines() if not line.startswith("#"))
+    table: dict[str, tuple[Code, Code]] = {}
+    for row in rows:
+        category = Code(**dict(zip(("scheme", "value", "meaning"), CATEGORIES[row["category"]], strict=True)))
+        concept = Code(scheme=row["scheme"], value=row["value"], meaning=row["meaning"])
+        for name in row["names"].split(";"):
+            table[_key(_tokens(name))] = (category, concept)
+    return table
+
+
+def private_code(name: str) -> SegmentCode:
+    """A code in :data:`PRIVATE_SCHEME` for a structure without a standard one: the value is a hash
+    of the name, so the same name gets the same code in every model."""
+    digest = hashlib.sha1(_key(_tokens(name)).encode()).hexdigest()[:10].upper()
+    return SegmentCode(
+        category=Code(**dict(zip(("scheme", "value", "meaning"), CATEGORIES["anatomy"], strict=True))),
+        type=Code(scheme=PRIVATE_SCHEME, value=f"S{digest}", meaning=name[:64]),
+    )
+
+
+def _parse_explicit(text: str) -> Code | None:
+    parts = text.split(":", 2)
+    if len(parts) == 3 and all(p.strip() for p in parts):
+        return Code(scheme=parts[0].strip(), value=parts[1].strip(), meaning=parts[2].strip()[:64])
+    return None
+
+
+def segment_code(name: str, coded_as: str | None = None) -> SegmentCode:
+    """The code of a structure named ``name`` (or, when given, named ``coded_as`` in the table).
+
+    Example:
+        >>> c = segment_code("Left-Hippocampus")
+        >>> str(c.type), str(c.modifier)
+        ('SCT:5366008:Hippocampus', 'SCT:7771000:Left')
+        >>> segment_code("ctx-rh-superiorfrontal").type.scheme
+        '99SCSEG'
+        >>> str(segment_code("anterior", coded_as="Hippocampus-Anterior").modifier)
+        'SCT:255549009:Anterior'
+    """
+    explicit = _parse_explicit(coded_as) if coded_as else None
+    if explicit is not None:
+        category = Code(**dict(zip(("scheme", "value", "meaning"), CATEGORIES["anatomy"], strict=True)))
+        return SegmentCode(category=category, type=explicit)
+    tokens = _tokens(coded_as or name)
+    table = code_table()
+    candidates = [(tokens, None)]
+    if len(tokens) > 1 and tokens[0] in MODIFIERS:
+        candidates.append((tokens[1:], tokens[0]))
+    if len(tokens) > 1 and tokens[-1] in MODIFIERS:
+        candidates.append((tokens[:-1], tokens[-1]))
+    for base, modifier in candidates:
+        found = table.get(_key(base))
+        if found is not None:
+            mod = MODIFIERS.get(modifier or "")
+            return SegmentCode(
+                category=found[0],
+                type=found[1],
+                modifier=Code(scheme=mod[0], value=mod[1], meaning=mod[2]) if mod else None,
+            )
+    return private_code(name)
+
+
+def segment_codes(names: Sequence[str], coded_as: Mapping[str, str] | None = None) -> list[SegmentCode]:
+    """:func:`segment_code` of every name (``coded_as``: ``data.label_codes``)."""
+    coded_as = coded_as or {}
+    return [segment_code(name, coded_as.get(name)) for name in names]

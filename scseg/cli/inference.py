@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -68,9 +69,13 @@ def predict(
     rtstruct: bool = typer.Option(
         False, "--rtstruct", help="DICOM series: also rtstruct.dcm, an RT structure set (contours per slice)."
     ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Segment every case again (default: cases already done by this model are kept)."
+    ),
 ) -> None:
     """Segment DICOM series and NIfTI files: labels.nii.gz, seg.dcm (and rtstruct.dcm), volumes.csv,
-    preview.png per case.
+    preview.png per case. A batch resumes where it stopped; `torchrun --nproc_per_node=N -m scseg
+    predict ...` spreads it over N processes (and machines: --nnodes).
 
     Exit codes: 0 every case segmented (localizers and non-image objects are skipped, not failed);
     5 some case failed (see summary.csv); 2 bad options; 3 nothing to segment; 4 bad model.
@@ -80,8 +85,21 @@ def predict(
 
     view_list = [v.strip() for v in views.split(",") if v.strip()] or None
     seg = SegOptions(seg_type, seg_compression, rtstruct)  # checked before the model is loaded
+    shard = None
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun: each rank its own share of the cases
+        from scseg.engine.device import resolve_device
+        from scseg.engine.distributed import init_distributed
+
+        if resolve_device(device).type == "cuda" and device in ("auto", "cuda"):
+            device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+        shard = init_distributed(resolve_device(device))
     predictor = Predictor(model, device=device, precision=precision)
-    records = predict_path(predictor, input_, output, views=view_list, probabilities=probabilities, seg=seg)
+    records = predict_path(
+        predictor, input_, output, views=view_list, probabilities=probabilities, seg=seg,
+        overwrite=overwrite, shard=shard, progress=shard is None or shard.is_main,
+    )  # fmt: skip
+    if shard is not None and not shard.is_main:  # rank 0 reports for all
+        raise typer.Exit(EXIT_SOME_FAILED if any(r.status == "failed" for r in records) else 0)
     table = Table(title=f"scseg predict: {output / 'summary.csv'}")
     for col in ("status", "case", "seconds", "output / reason"):
         table.add_column(col, overflow="fold")

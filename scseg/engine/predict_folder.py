@@ -8,6 +8,8 @@ every series found, what was done and why not. Each case folder is written whole
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import sys
 import time
 from collections.abc import Callable
@@ -17,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from scseg.engine.distributed import DistInfo, all_gather_object, barrier, broadcast_object
 from scseg.engine.predictor import Predictor
 from scseg.errors import ConfigError, DataError
 from scseg.io.atomic import AtomicDirectory, check_writable, clean_stale_temporaries, save_nifti_atomic
@@ -62,6 +65,7 @@ class PredictionRecord:
     output: str = ""
     seconds: float = 0.0
     message: str = ""
+    rank: int | None = None  # torchrun: the rank that ran the case
 
 
 @dataclass
@@ -118,7 +122,10 @@ def find_inputs(path: Path, out_dir: Path) -> tuple[list[_Job], list[PredictionR
 def write_summary(path: Path, records: list[PredictionRecord]) -> None:
     """``summary.csv``: one row per series / file found (written atomically)."""
     names = [f.name for f in fields(PredictionRecord)]
-    rows = ([f"{getattr(r, n):.1f}" if n == "seconds" else getattr(r, n) for n in names] for r in records)
+    rows = (
+        [f"{r.seconds:.1f}" if n == "seconds" else "" if getattr(r, n) is None else getattr(r, n) for n in names]
+        for r in records
+    )
     write_csv(path, names, rows)
 
 
@@ -153,7 +160,7 @@ class SegOptions:
 
 
 def _predict_one(
-    predictor: Predictor, job: _Job, views: list[str] | None, probabilities: bool, seg: SegOptions
+    predictor: Predictor, job: _Job, views: list[str] | None, probabilities: bool, seg: SegOptions, settings: str
 ) -> None:
     image = read_series(job.series) if job.series is not None else load_nifti(job.nifti)
     # what the SEG will need is checked before the compute is spent
@@ -164,7 +171,7 @@ def _predict_one(
     prediction = predictor.predict(image, views=views, probabilities=probabilities or fractional)
     names, values = predictor.label_names, predictor.label_values
     with AtomicDirectory(job.out_dir) as tmp:
-        (tmp / MARKER).write_text(job.target.identity + "\n", encoding="utf-8")
+        (tmp / MARKER).write_text(f"{job.target.identity}\n{settings}\n", encoding="utf-8")
         save_nifti_atomic(prediction.labels, tmp / "labels.nii.gz")
         if probabilities and prediction.probabilities is not None:
             save_nifti_atomic(prediction.probabilities, tmp / "probabilities.nii.gz")
@@ -205,6 +212,39 @@ def _predict_one(
         save_preview(image, prediction.labels, volumes, tmp / "preview.png", title=job.record.series)
 
 
+def result_settings(predictor: Predictor, views: list[str] | None, probabilities: bool, seg: SegOptions) -> str:
+    """What produced a result (line 2 of its marker): the model's weights and the output options.
+    A result made by another model or with other outputs is not reused when a batch resumes."""
+    digest = hashlib.sha256()
+    with open(predictor.checkpoint, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return (
+        f"model {digest.hexdigest()[:16]}; views {','.join(views or [])}; probabilities {int(probabilities)}; "
+        f"seg {seg.kind} {seg.compression}; rtstruct {int(seg.rtstruct)}"
+    )
+
+
+def _done_before(job: _Job, settings: str) -> bool:
+    """The case's folder holds a complete result (folders are renamed into place whole) made by
+    the same model with the same options."""
+    try:
+        lines = (job.out_dir / MARKER).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return lines[:2] == [job.target.identity, settings] and (job.out_dir / "labels.nii.gz").is_file()
+
+
+def merge_records(
+    records: list[PredictionRecord], mine: dict[int, PredictionRecord], shard: DistInfo
+) -> list[PredictionRecord]:
+    """Every rank's rows: ``records[i]`` from the rank that ran case i (``mine``: this rank's)."""
+    merged = list(records)
+    for part in all_gather_object(mine, shard):
+        for index, record in part.items():
+            merged[index] = record
+    return merged
+
 def predict_path(
     predictor: Predictor,
     input_path: str | Path,
@@ -213,8 +253,15 @@ def predict_path(
     probabilities: bool = False,
     progress: bool = True,
     seg: SegOptions = SegOptions(),
+    overwrite: bool = False,
+    shard: DistInfo | None = None,
 ) -> list[PredictionRecord]:
     """Segment every case under ``input_path`` into ``out_dir``; a bad case is recorded and skipped.
+
+    A case whose folder already holds a result of the same model and options is ``done`` at once
+    (a stopped batch resumes where it stopped) unless ``overwrite``. Under ``torchrun``, ``shard``
+    (:func:`scseg.engine.distributed.init_distributed`) spreads the cases over the ranks: case i
+    goes to rank i mod world size, each rank writes its own cases, rank 0 the one ``summary.csv``.
 
     ``summary.csv`` is written before the first case (every case ``pending``) and after each one,
     so a batch stopped at any point (even by ``kill -9``) leaves rows that say what happened. One
@@ -232,19 +279,34 @@ def predict_path(
     views = predictor.check_views(views)
     if not input_path.exists():  # before the output folder is created
         raise DataError(f"--input {display_path(input_path)} does not exist")
-    check_writable(out_dir)  # before any inference, not after the first case's compute
-    with OutputLock(out_dir):
-        clean_stale_temporaries(out_dir)
-        jobs, others = find_inputs(input_path, out_dir)
+    shard = shard or DistInfo()
+    if shard.is_main:
+        check_writable(out_dir)  # before any inference, not after the first case's compute
+    barrier(shard)
+    # one run at a time writes into out_dir: rank 0 holds the lock for all ranks of a sharded run
+    with OutputLock(out_dir) if shard.is_main else contextlib.nullcontext():
+        if shard.is_main:
+            clean_stale_temporaries(out_dir)
+            found = find_inputs(input_path, out_dir)
+        # every rank works on rank 0's list: one walk, one resolution of the output folders
+        jobs, others = broadcast_object(found if shard.is_main else None, shard)
         records = [j.record for j in jobs] + others
-        summary = out_dir / "summary.csv"
-        write_summary(summary, records)
-        bar = tqdm(jobs, desc="predict", unit="series", disable=not progress, file=sys.stderr)
+        summary = out_dir / ("summary.csv" if shard.is_main else f".summary.rank{shard.rank}.csv")
+        if shard.is_main:
+            write_summary(summary, records)
+        settings = result_settings(predictor, views, probabilities, seg)
+        mine = {index: job for index, job in enumerate(jobs) if index % shard.world_size == shard.rank}
+        bar = tqdm(mine.values(), desc="predict", unit="series", disable=not progress, file=sys.stderr)
         for job in bar:
             bar.set_postfix_str(job.record.series[:40])
+            job.record.rank = shard.rank if shard.enabled else None
+            if not overwrite and _done_before(job, settings):
+                job.record.status, job.record.output = "done", display_path(job.out_dir)
+                job.record.message = "; ".join(m for m in (job.record.message, "done in an earlier run") if m)
+                continue
             start = time.perf_counter()
             try:
-                _predict_one(predictor, job, views, probabilities, seg)
+                _predict_one(predictor, job, views, probabilities, seg, settings)
                 job.record.status, job.record.output = "done", display_path(job.out_dir)
             except Exception as err:  # one bad case must not stop the batch: it is recorded and skipped
                 job.record.status = "failed"
@@ -252,4 +314,11 @@ def predict_path(
                 job.record.message = "; ".join(m for m in (job.record.message, printable(detail)) if m)
             job.record.seconds = time.perf_counter() - start
             write_summary(summary, records)  # after every case: the rows say what really happened
+        write_summary(summary, records)  # also when every case was done before (no row written yet)
+        if shard.enabled:  # rank 0 writes the one summary of every rank's cases
+            records = merge_records(records, {i: job.record for i, job in mine.items()}, shard)
+            if shard.is_main:
+                write_summary(out_dir / "summary.csv", records)
+            else:
+                summary.unlink(missing_ok=True)
     return records

@@ -62,10 +62,11 @@ def _owner(folder: Path) -> str | None:
     """The identity in an existing result folder's marker ("" when it has none)."""
     if not folder.exists():
         return None
-    try:
-        return (folder / MARKER).read_text(encoding="utf-8").strip()
+    try:  # line 1: the input; line 2 (predict): what produced the result (see predict_folder)
+        lines = (folder / MARKER).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError):
         return ""
+    return lines[0].strip() if lines else ""
 
 
 def resolve_targets(targets: list[OutputTarget], check_owners: bool = True) -> None:

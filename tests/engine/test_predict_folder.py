@@ -264,3 +264,40 @@ def test_a_fractional_compressed_seg_holds_the_probabilities(
     fractions = read_dicom_seg(case / "seg.dcm", nib.load(case / "labels.nii.gz"))
     assert fractions.shape == probabilities.shape and probabilities.max() > 0.9
     np.testing.assert_allclose(fractions, probabilities, atol=0.5 / 255 + 1e-6)
+
+
+@pytest.mark.slow
+def test_torchrun_shards_the_cases_and_a_batch_resumes_where_it_stopped(
+    phantom_run_3d: Path, phantom_root: Path, tmp_path: Path
+) -> None:
+    source = tmp_path / "in"
+    shutil.copytree(phantom_root / "dicom" / "phantom_000", source / "PAT1" / "s1")
+    clone_series(phantom_root / "dicom" / "phantom_000", source / "PAT1" / "s2", "second series")
+    for i in range(1, 4):
+        shutil.copy(phantom_root / "imagesTr" / f"phantom_00{i}.nii.gz", source / f"case{i}.nii.gz")
+    out = tmp_path / "out"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+        "-m", "scseg", "predict", "-m", str(phantom_run_3d), "-i", str(source), "-o", str(out), "--device", "cpu",
+    ]  # fmt: skip
+    run = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = read_summary(out)
+    assert len(rows) == 5 and all(r["status"] == "done" for r in rows), rows
+    assert sorted(r["rank"] for r in rows) == ["0", "0", "0", "1", "1"], "each case once, both ranks working"
+    assert len({r["output"] for r in rows}) == 5
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".summary")], "rank files merged"
+    assert run.stdout.count("scseg predict:") == 1, "rank 0 reports for all"
+    labels = {r["output"]: Path(r["output"], "labels.nii.gz").stat().st_mtime_ns for r in rows}
+
+    # a second run keeps what the same model made with the same options; --overwrite redoes it
+    again = predict_cli(phantom_run_3d, source, out)
+    assert again.returncode == 0, again.stderr
+    assert all("done in an earlier run" in r["message"] for r in read_summary(out))
+    assert {o: Path(o, "labels.nii.gz").stat().st_mtime_ns for o in labels} == labels
+    fresh = predict_cli(phantom_run_3d, source, out, "--overwrite")
+    assert fresh.returncode == 0
+    assert not any("earlier run" in r["message"] for r in read_summary(out))
+    assert all(Path(o, "labels.nii.gz").stat().st_mtime_ns != t for o, t in labels.items())
+    probs = predict_cli(phantom_run_3d, source, out, "--probabilities")  # other outputs: not reused
+    assert probs.returncode == 0 and all((Path(o) / "probabilities.nii.gz").is_file() for o in labels)

@@ -17,7 +17,9 @@ time is compared with.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -75,6 +77,7 @@ def predict_cost(model: Path, image: Path) -> str:
     import nibabel as nib
     import torch
 
+    from scseg.allocator import current_allocator
     from scseg.engine.predictor import Predictor
 
     with tempfile.TemporaryDirectory() as out:
@@ -84,6 +87,8 @@ def predict_cost(model: Path, image: Path) -> str:
             check=True,
         )
         wall = time.perf_counter() - start
+        with open(Path(out) / "summary.csv") as f:  # the case alone: read, predict, write (no start-up)
+            case = float(next(csv.DictReader(f))["seconds"])
     peak_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
 
     predictor = Predictor(model, device="cpu")
@@ -113,9 +118,12 @@ def predict_cost(model: Path, image: Path) -> str:
             f"| peak RSS of that process | {peak_gib:.2f} GiB |",
             f"| `Predictor.predict` in process (model loaded) | {in_process:.1f} s |",
             f"| the networks' forward passes inside it | {forward:.1f} s |",
+            f"| the case in `summary.csv` (read, preprocess, predict, write outputs) | {case:.1f} s |",
             f"| end to end / forward | {wall / forward:.2f}x |",
+            f"| case / forward | {case / forward:.2f}x |",
             f"| in process / forward | {in_process / forward:.2f}x |",
             f"| precision | {predictor.autocast_dtype or 'float32'} |",
+            f"| allocator (both processes) | {current_allocator()} |",
         ]
     )
 
@@ -133,6 +141,11 @@ def main() -> None:
         evals = dict(item.split("=", 1) for item in args.eval)
         print(dice_tables({k: Path(v) for k, v in evals.items()}))
     else:
+        from scseg.allocator import current_allocator, tcmalloc_library
+
+        library = tcmalloc_library()
+        if library and current_allocator() != "tcmalloc":  # time the forward passes as scseg runs them
+            os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "LD_PRELOAD": library})
         print(predict_cost(args.model, args.image))
 
 

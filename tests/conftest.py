@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from scseg.config.schema import Config
 from scseg.data.phantom import make_phantom_dataset
 from scseg.paths import REPO_ROOT, shared_data_dir
 
@@ -102,6 +103,18 @@ def phantom_run_2d(phantom_root: Path, tmp_path_factory: pytest.TempPathFactory)
     raw["optimizer"] = {"name": "adamw", "lr": 0.01}
     raw["train"].update(max_epochs=40, val_interval=40)
     return _train(raw, tmp_path_factory.mktemp("runs") / "phantom2d")
+
+
+def data_section_config(data: dict, base: Path) -> Config:
+    """A minimal 3D config around a ``data`` section (paths relative to ``base``; no data needed)."""
+    from scseg.config.load import config_from_dict
+
+    raw = {
+        "data": {"root": ".", **data},
+        "mode": {"type": "3d", "patch_size": [16, 16, 16]},
+        "model": {"name": "unet"},
+    }
+    return config_from_dict(raw, base=base, check_data=False)
 
 
 def multiview_config(raw: dict) -> dict:

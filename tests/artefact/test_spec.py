@@ -8,21 +8,12 @@ import torch
 
 from scseg.artefact.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from scseg.artefact.spec import LabelSpec, ModelSpec
-from scseg.config.load import config_from_dict
-
-
-def _config(data: dict, base: Path) -> object:
-    raw = {
-        "data": {"root": ".", **data},
-        "mode": {"type": "3d", "patch_size": [16, 16, 16]},
-        "model": {"name": "unet"},
-    }
-    return config_from_dict(raw, base=base, check_data=False)
+from tests.conftest import data_section_config
 
 
 def test_colours_and_codes_reach_the_model_artefact_once(tmp_path: Path) -> None:
     (tmp_path / "labels.txt").write_text("0 Unknown 0 0 0 0\n17 Left-Hippocampus 4 5 6 0\n1028 ctx-lh-superiorfrontal 7 8 9 0\n")
-    spec = ModelSpec.from_config(_config({"label_set": "labels.txt"}, tmp_path))
+    spec = ModelSpec.from_config(data_section_config({"label_set": "labels.txt"}, tmp_path))
     assert spec.labels.colours == [(4, 5, 6), (7, 8, 9)]
     hippocampus, cortex = spec.labels.codes
     assert (hippocampus.type.value, hippocampus.modifier.meaning) == ("5366008", "Left")

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from scseg.config.load import config_from_dict
 from scseg.errors import ConfigError
 from scseg.labels.label_set import parse_label_set, read_label_set
 from scseg.paths import REPO_ROOT
+from tests.conftest import data_section_config
 
 WHOLE_BRAIN = REPO_ROOT / "configs" / "whole_brain_labels.txt"
 
@@ -39,27 +39,18 @@ def test_malformed_tables_name_the_line(text: str, message: str) -> None:
         parse_label_set(text, "t.txt")
 
 
-def _config(data: dict, base: Path) -> object:
-    raw = {
-        "data": {"root": ".", **data},
-        "mode": {"type": "3d", "patch_size": [16, 16, 16]},
-        "model": {"name": "unet"},
-    }
-    return config_from_dict(raw, base=base, check_data=False)
-
-
 def test_a_config_takes_names_and_ids_from_a_label_set_relative_to_itself(tmp_path: Path) -> None:
     (tmp_path / "labels.txt").write_text(
         "0 Unknown 0 0 0 0\n53 Right-Hippocampus 1 2 3 0\n17 Left-Hippocampus 4 5 6 0\n"
     )
-    config = _config({"label_set": "labels.txt"}, tmp_path)
+    config = data_section_config({"label_set": "labels.txt"}, tmp_path)
     assert config.data.structure_names == ["Right-Hippocampus", "Left-Hippocampus"]
     assert config.data.label_values == [53, 17]
     assert config.data.lr_classes == [(2, 1)], "(left class, right class)"
     with pytest.raises(ConfigError, match="label_values differs from the label set"):
-        _config({"label_set": "labels.txt", "label_values": [17, 53]}, tmp_path)
+        data_section_config({"label_set": "labels.txt", "label_values": [17, 53]}, tmp_path)
     with pytest.raises(ConfigError, match="cannot read"):
-        _config({"label_set": "missing.txt"}, tmp_path)
-    stored = _config({"label_set": "gone.txt", "label_names": ["a", "b"], "label_values": [3, 4]}, tmp_path)
+        data_section_config({"label_set": "missing.txt"}, tmp_path)
+    stored = data_section_config({"label_set": "gone.txt", "label_names": ["a", "b"], "label_values": [3, 4]}, tmp_path)
     assert stored.data.label_values == [3, 4], "a stored run config loads where its table is absent"
 

@@ -133,7 +133,9 @@ class ScsegInferer(Inferer):
         for view, net in zip(network.views, network.nets, strict=True):
             axis = SLICE_AXIS_INDEX[view.axis]
             inferer = self._windows(list(view.roi_size), *self.window_args[:3], axis, self.window_args[3])
-            total = self._add_view(inputs, net, axis, inferer, total, view.weight, view.classes, *args, **kwargs)
+            total = self._add_view(
+                inputs, net, axis, inferer, total, view.weight, view.classes, *args, **kwargs
+            )
         assert total is not None
         return total.div_(total.sum(dim=1, keepdim=True).clamp_min_(1e-12))
 
@@ -153,7 +155,9 @@ class ScsegInferer(Inferer):
         roi = list(inferer.roi_size)
         if axis is not None and not args and not kwargs and self._slices_fit(inputs, axis, roi):
             return self._add_slices(inputs, net, axis, roi, total, weight, classes)
-        probs = softmax_(inferer(inputs, SliceWise(net, axis) if axis is not None else net, *args, **kwargs).float())
+        probs = softmax_(
+            inferer(inputs, SliceWise(net, axis) if axis is not None else net, *args, **kwargs).float()
+        )
         if classes is not None:
             probs = unmerge_probabilities(probs, classes)
         if total is None:

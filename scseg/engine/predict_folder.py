@@ -123,7 +123,10 @@ def write_summary(path: Path, records: list[PredictionRecord]) -> None:
     """``summary.csv``: one row per series / file found (written atomically)."""
     names = [f.name for f in fields(PredictionRecord)]
     rows = (
-        [f"{r.seconds:.1f}" if n == "seconds" else "" if getattr(r, n) is None else getattr(r, n) for n in names]
+        [
+            f"{r.seconds:.1f}" if n == "seconds" else "" if getattr(r, n) is None else getattr(r, n)
+            for n in names
+        ]
         for r in records
     )
     write_csv(path, names, rows)
@@ -160,7 +163,12 @@ class SegOptions:
 
 
 def _predict_one(
-    predictor: Predictor, job: _Job, views: list[str] | None, probabilities: bool, seg: SegOptions, settings: str
+    predictor: Predictor,
+    job: _Job,
+    views: list[str] | None,
+    probabilities: bool,
+    seg: SegOptions,
+    settings: str,
 ) -> None:
     image = read_series(job.series) if job.series is not None else load_nifti(job.nifti)
     # what the SEG will need is checked before the compute is spent
@@ -212,7 +220,9 @@ def _predict_one(
         save_preview(image, prediction.labels, volumes, tmp / "preview.png", title=job.record.series)
 
 
-def result_settings(predictor: Predictor, views: list[str] | None, probabilities: bool, seg: SegOptions) -> str:
+def result_settings(
+    predictor: Predictor, views: list[str] | None, probabilities: bool, seg: SegOptions
+) -> str:
     """What produced a result (line 2 of its marker): the model's weights and the output options.
     A result made by another model or with other outputs is not reused when a batch resumes."""
     digest = hashlib.sha256()
@@ -244,6 +254,7 @@ def merge_records(
         for index, record in part.items():
             merged[index] = record
     return merged
+
 
 def predict_path(
     predictor: Predictor,

@@ -55,7 +55,9 @@ def slice_contours(mask: np.ndarray) -> list[np.ndarray]:
     return contours
 
 
-def check_rtstruct_sources(headers: Sequence[pydicom.Dataset], affine: np.ndarray, series: DicomSeries) -> None:
+def check_rtstruct_sources(
+    headers: Sequence[pydicom.Dataset], affine: np.ndarray, series: DicomSeries
+) -> None:
     """What an RT structure set of this series needs, checked before inference: one single-frame
     instance per slice, each at the position of the label map's slice it outlines.
 
@@ -71,7 +73,10 @@ def check_rtstruct_sources(headers: Sequence[pydicom.Dataset], affine: np.ndarra
     for k, ds in enumerate(headers):
         position = ds.get("ImagePositionPatient")
         expected = (lps @ [0.0, 0.0, k, 1.0])[:3]
-        if position is None or np.abs(np.asarray(position, dtype=float) - expected).max() > POSITION_TOLERANCE_MM:
+        if (
+            position is None
+            or np.abs(np.asarray(position, dtype=float) - expected).max() > POSITION_TOLERANCE_MM
+        ):
             raise DataError(
                 f"series {series.name}: an RT structure set needs one single-frame image per slice at the "
                 f"label map's slice positions; instance {k + 1} is at {position}, expected {expected.round(3).tolist()}"
@@ -136,13 +141,18 @@ def write_rtstruct(
     images = []
     for header in headers:
         image = pydicom.Dataset()
-        image.ReferencedSOPClassUID, image.ReferencedSOPInstanceUID = header.SOPClassUID, header.SOPInstanceUID
+        image.ReferencedSOPClassUID, image.ReferencedSOPInstanceUID = (
+            header.SOPClassUID,
+            header.SOPInstanceUID,
+        )
         images.append(image)
     referenced_series = pydicom.Dataset()
     referenced_series.SeriesInstanceUID = first.SeriesInstanceUID
     referenced_series.ContourImageSequence = DicomSequence(images)
     study = pydicom.Dataset()
-    study.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.1"  # Detached Study Management (as RT systems expect)
+    study.ReferencedSOPClassUID = (
+        "1.2.840.10008.3.1.2.3.1"  # Detached Study Management (as RT systems expect)
+    )
     study.ReferencedSOPInstanceUID = ds.StudyInstanceUID
     study.RTReferencedSeriesSequence = [referenced_series]
     frame = pydicom.Dataset()

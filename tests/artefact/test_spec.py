@@ -12,7 +12,9 @@ from tests.conftest import data_section_config
 
 
 def test_colours_and_codes_reach_the_model_artefact_once(tmp_path: Path) -> None:
-    (tmp_path / "labels.txt").write_text("0 Unknown 0 0 0 0\n17 Left-Hippocampus 4 5 6 0\n1028 ctx-lh-superiorfrontal 7 8 9 0\n")
+    (tmp_path / "labels.txt").write_text(
+        "0 Unknown 0 0 0 0\n17 Left-Hippocampus 4 5 6 0\n1028 ctx-lh-superiorfrontal 7 8 9 0\n"
+    )
     spec = ModelSpec.from_config(data_section_config({"label_set": "labels.txt"}, tmp_path))
     assert spec.labels.colours == [(4, 5, 6), (7, 8, 9)]
     hippocampus, cortex = spec.labels.codes

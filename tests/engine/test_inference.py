@@ -30,7 +30,9 @@ def test_whole_slice_windows_equal_monai_sliding_windows(axis_name: str, axis: i
     inferer = ScsegInferer(2, roi, overlap=0.5, sw_batch_size=3, blend=blend, slice_axis=axis_name)
     plane = [volume.shape[2 + d] for d in range(3) if d != axis]
     assert all(p <= r for p, r in zip(plane, roi, strict=True))  # every slice is one window
-    torch.testing.assert_close(inferer(volume, net), _monai(volume, net, axis, roi, blend), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        inferer(volume, net), _monai(volume, net, axis, roi, blend), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_slices_larger_than_the_window_are_tiled_by_monai() -> None:

@@ -67,7 +67,10 @@ def _rt_utils_masks(series: object, path: Path, headers: list, tmp_path: Path) -
     # rt-utils' slices: sorted along the normal; ours: the series' order. Match them by instance.
     slice_of = {ds.SOPInstanceUID: k for k, ds in enumerate(headers)}
     order = np.argsort([slice_of[ds.SOPInstanceUID] for ds in rtstruct.series_data])
-    return [rtstruct.get_roi_mask_by_name(name).transpose(1, 0, 2)[:, :, order] for name in rtstruct.get_roi_names()]
+    return [
+        rtstruct.get_roi_mask_by_name(name).transpose(1, 0, 2)[:, :, order]
+        for name in rtstruct.get_roi_names()
+    ]
 
 
 def _assert_within_a_voxel_of_the_boundary(mask: np.ndarray, expected: np.ndarray, what: str) -> None:
@@ -76,7 +79,9 @@ def _assert_within_a_voxel_of_the_boundary(mask: np.ndarray, expected: np.ndarra
         plane = expected[:, :, k]
         boundary[:, :, k] = ndimage.binary_dilation(plane) & ~ndimage.binary_erosion(plane)
     near = ndimage.binary_dilation(boundary, structure=np.ones((3, 3, 1), bool))
-    assert not ((mask != expected) & ~near).any(), f"{what}: voxels off by more than one voxel from the boundary"
+    assert not ((mask != expected) & ~near).any(), (
+        f"{what}: voxels off by more than one voxel from the boundary"
+    )
     dice = 2 * (mask & expected).sum() / max(1, mask.sum() + expected.sum())
     assert dice > 0.9, f"{what}: Dice {dice:.3f}"
 
@@ -100,7 +105,9 @@ def test_rtstruct_rasterises_back_to_the_label_map(shared_data: Path, relative: 
     segments = _with_a_ring(synthetic_segments(image.shape))
     headers, _ = seg_source_headers(series)
     path = tmp_path / "rtstruct.dcm"
-    write_rtstruct(segments, image.affine, series, headers, NAMES, structure_colors(3), segment_codes(NAMES), path)
+    write_rtstruct(
+        segments, image.affine, series, headers, NAMES, structure_colors(3), segment_codes(NAMES), path
+    )
 
     assert dciodvfy_errors(path) == []
     ds = pydicom.dcmread(path)

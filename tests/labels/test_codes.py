@@ -19,7 +19,9 @@ def test_every_table_code_is_the_dicom_standards() -> None:
     for _key, (category, concept) in code_table().items():
         for code in (category, concept):
             known = dicom_concepts.concepts[code.scheme]
-            meanings = {m for entry in known.values() for value, (m, _) in entry.items() if value == code.value}
+            meanings = {
+                m for entry in known.values() for value, (m, _) in entry.items() if value == code.value
+            }
             assert code.meaning in meanings, f"{code} is not in the DICOM dictionary"
 
 

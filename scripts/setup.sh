@@ -55,4 +55,14 @@ if ! ldconfig -p 2>/dev/null | grep -q tcmalloc; then
     echo "[setup] tip: install tcmalloc (Debian/Ubuntu: libtcmalloc-minimal4) for ~2x faster CPU training"
   fi
 fi
+# the DICOMweb tests start a real Orthanc with its DICOMweb plugin (Debian: orthanc, orthanc-dicomweb)
+if [[ ",$EXTRAS," == *",dev,"* ]] && ! command -v Orthanc >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[setup] installing orthanc + orthanc-dicomweb (test archive for DICOMweb)"
+    timeout 600 apt-get install -y -q --no-install-recommends orthanc orthanc-dicomweb >/dev/null 2>&1 \
+      || echo "[setup] could not install orthanc; the DICOMweb tests will skip (fail under CI=true)"
+  else
+    echo "[setup] tip: install orthanc and orthanc-dicomweb to run the DICOMweb tests"
+  fi
+fi
 echo "[setup] done: $("$VENV/bin/scseg" --version)"

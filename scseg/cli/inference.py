@@ -38,12 +38,12 @@ def convert(
 
 def predict(
     model: Path = typer.Option(..., "--model", "-m", help=MODEL_HELP),
-    input_: Path = typer.Option(
+    input_: str = typer.Option(
         ...,
         "--input",
         "-i",
-        help="A DICOM folder tree (any depth, other files ignored), one series folder, a NIfTI file "
-        "or a folder of NIfTI files.",
+        help="A DICOM folder tree (any depth, other files ignored), one series folder, a NIfTI file, "
+        "a folder of NIfTI files, or a DICOMweb study / series URL (BASE/studies/UID[/series/UID]).",
     ),
     output: Path = typer.Option(
         ..., "--output", "-o", help="Output folder (summary.csv + one folder per case)."
@@ -69,6 +69,13 @@ def predict(
     rtstruct: bool = typer.Option(
         False, "--rtstruct", help="DICOM series: also rtstruct.dcm, an RT structure set (contours per slice)."
     ),
+    push: str = typer.Option(
+        "",
+        "--push",
+        help="DICOMweb base URL (e.g. https://pacs/dicom-web): store each series' SEG / RT structure set "
+        "there with STOW-RS. Credentials: SCSEG_DICOMWEB_TOKEN, SCSEG_DICOMWEB_USER + _PASSWORD, or "
+        "SCSEG_DICOMWEB_CREDENTIALS (a file).",
+    ),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Segment every case again (default: cases already done by this model are kept)."
     ),
@@ -80,8 +87,12 @@ def predict(
     Exit codes: 0 every case segmented (localizers and non-image objects are skipped, not failed);
     5 some case failed (see summary.csv); 2 bad options; 3 nothing to segment; 4 bad model.
     """
+    from scseg.engine.distributed import barrier
     from scseg.engine.predict_folder import SegOptions, predict_path
     from scseg.engine.predictor import Predictor
+    from scseg.errors import ConfigError
+    from scseg.io import dicomweb
+    from scseg.io.names import short_hash
 
     view_list = [v.strip() for v in views.split(",") if v.strip()] or None
     seg = SegOptions(seg_type, seg_compression, rtstruct)  # checked before the model is loaded
@@ -93,10 +104,22 @@ def predict(
         if resolve_device(device).type == "cuda" and device in ("auto", "cuda"):
             device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
         shard = init_distributed(resolve_device(device))
+    if push and not dicomweb.is_dicomweb_url(push):
+        raise ConfigError(f"--push {push}: expected the http(s) base URL of a DICOMweb service")
+    remote = dicomweb.is_dicomweb_url(input_)
+    if remote:
+        dicomweb.parse_dicomweb_url(input_)  # a malformed URL fails before the model is loaded
     predictor = Predictor(model, device=device, precision=precision)
+    source = Path(input_)
+    if remote:  # retrieved into the output folder (WADO-RS), then read like any DICOM folder
+        source = output / ".scseg-dicomweb" / short_hash(input_)
+        if shard is None or shard.is_main:
+            dicomweb.download(input_, source)
+        if shard is not None:
+            barrier(shard)
     records = predict_path(
-        predictor, input_, output, views=view_list, probabilities=probabilities, seg=seg,
-        overwrite=overwrite, shard=shard, progress=shard is None or shard.is_main,
+        predictor, source, output, views=view_list, probabilities=probabilities, seg=seg,
+        overwrite=overwrite, shard=shard, progress=shard is None or shard.is_main, push=push or None,
     )  # fmt: skip
     if shard is not None and not shard.is_main:  # rank 0 reports for all
         raise typer.Exit(EXIT_SOME_FAILED if any(r.status == "failed" for r in records) else 0)

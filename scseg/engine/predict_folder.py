@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from scseg.engine.distributed import DistInfo, all_gather_object, barrier, broadcast_object
 from scseg.engine.predictor import Predictor
 from scseg.errors import ConfigError, DataError
+from scseg.io import dicomweb
 from scseg.io.atomic import AtomicDirectory, check_writable, clean_stale_temporaries, save_nifti_atomic
 from scseg.io.convert import skipped_status
 from scseg.io.csv_report import write_csv
@@ -220,6 +221,10 @@ def _predict_one(
         save_preview(image, prediction.labels, volumes, tmp / "preview.png", title=job.record.series)
 
 
+def _note(record: PredictionRecord, text: str) -> None:
+    record.message = "; ".join(m for m in (record.message, text) if m)
+
+
 def result_settings(
     predictor: Predictor, views: list[str] | None, probabilities: bool, seg: SegOptions
 ) -> str:
@@ -266,6 +271,7 @@ def predict_path(
     seg: SegOptions = SegOptions(),
     overwrite: bool = False,
     shard: DistInfo | None = None,
+    push: str | None = None,
 ) -> list[PredictionRecord]:
     """Segment every case under ``input_path`` into ``out_dir``; a bad case is recorded and skipped.
 
@@ -273,6 +279,7 @@ def predict_path(
     (a stopped batch resumes where it stopped) unless ``overwrite``. Under ``torchrun``, ``shard``
     (:func:`scseg.engine.distributed.init_distributed`) spreads the cases over the ranks: case i
     goes to rank i mod world size, each rank writes its own cases, rank 0 the one ``summary.csv``.
+    ``push``: a DICOMweb base URL that each DICOM case's SEG / RT structure set is stored at (STOW-RS).
 
     ``summary.csv`` is written before the first case (every case ``pending``) and after each one,
     so a batch stopped at any point (even by ``kill -9``) leaves rows that say what happened. One
@@ -311,18 +318,24 @@ def predict_path(
         for job in bar:
             bar.set_postfix_str(job.record.series[:40])
             job.record.rank = shard.rank if shard.enabled else None
-            if not overwrite and _done_before(job, settings):
-                job.record.status, job.record.output = "done", display_path(job.out_dir)
-                job.record.message = "; ".join(m for m in (job.record.message, "done in an earlier run") if m)
-                continue
             start = time.perf_counter()
             try:
-                _predict_one(predictor, job, views, probabilities, seg, settings)
+                if not overwrite and _done_before(job, settings):
+                    _note(job.record, "done in an earlier run")
+                else:
+                    _predict_one(predictor, job, views, probabilities, seg, settings)
                 job.record.status, job.record.output = "done", display_path(job.out_dir)
+                if push and job.series is not None:  # reported as stored only once the archive confirmed it
+                    results = [
+                        job.out_dir / n for n in ("seg.dcm", "rtstruct.dcm") if (job.out_dir / n).is_file()
+                    ]
+                    _note(job.record, f"stored {dicomweb.push(push, results)} instance(s) via STOW-RS")
             except Exception as err:  # one bad case must not stop the batch: it is recorded and skipped
                 job.record.status = "failed"
-                detail = str(err) if isinstance(err, DataError) else f"{type(err).__name__}: {err}"
-                job.record.message = "; ".join(m for m in (job.record.message, printable(detail)) if m)
+                _note(
+                    job.record,
+                    printable(str(err) if isinstance(err, DataError) else f"{type(err).__name__}: {err}"),
+                )
             job.record.seconds = time.perf_counter() - start
             write_summary(summary, records)  # after every case: the rows say what really happened
         write_summary(summary, records)  # also when every case was done before (no row written yet)

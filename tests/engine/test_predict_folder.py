@@ -232,9 +232,9 @@ def test_an_unwritable_output_is_refused_before_any_inference(
 def test_a_series_the_seg_cannot_describe_fails_before_inference(
     phantom_run_3d: Path, shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.io.test_dicom_seg import _nudge_orientation
+    from tests.dicom_helpers import nudge_orientation
 
-    nudged = _nudge_orientation(shared_data, tmp_path, 5e-4)  # read as one volume, not as one SEG
+    nudged = nudge_orientation(shared_data, tmp_path, 5e-4)  # read as one volume, not as one SEG
     predictor = Predictor(phantom_run_3d, device="cpu")
     calls: list[int] = []
     monkeypatch.setattr(predictor, "predict", lambda *a, **k: calls.append(1))

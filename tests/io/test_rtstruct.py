@@ -17,7 +17,7 @@ from scseg.io.dicom_series import find_series, read_series
 from scseg.io.reports import structure_colors
 from scseg.io.rtstruct import slice_contours, write_rtstruct
 from scseg.labels.codes import segment_codes
-from tests.io.test_dicom_seg import NAMES, REAL_SERIES, dciodvfy_errors, synthetic_segments
+from tests.dicom_helpers import NAMES, REAL_SERIES, dciodvfy_errors, synthetic_segments
 
 rt_utils = pytest.importorskip("rt_utils", reason="rt-utils is installed by scripts/setup.sh (dev)")
 

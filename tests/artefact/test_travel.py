@@ -16,7 +16,7 @@ import yaml
 
 from scseg.data.phantom import make_phantom_dataset
 from tests.conftest import TINY
-from tests.engine.test_predictor import dice
+from tests.prediction_helpers import dice
 
 pytestmark = pytest.mark.slow
 

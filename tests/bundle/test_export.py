@@ -20,7 +20,7 @@ from scseg.bundle import export_bundle
 from scseg.cli import app
 from scseg.engine.predictor import Predictor
 from scseg.errors import RunDirError
-from tests.engine.test_predictor import _lps_copy, dice
+from tests.prediction_helpers import dice, lps_copy
 
 SCHEMA = Path(scseg.bundle.__file__).with_name("metadata_schema.json")
 
@@ -110,8 +110,8 @@ def test_monai_bundle_run_equals_scseg_predict(
     images = tmp_path / "images"
     images.mkdir()
     # a non-RAS copy: the bundle must undo orientation, resampling and cropping like scseg predict
-    image = _lps_copy(phantom_root / "imagesTr/phantom_003.nii.gz", images / "case.nii.gz")
-    label = _lps_copy(phantom_root / "labelsTr/phantom_003.nii.gz", tmp_path / "label.nii.gz")
+    image = lps_copy(phantom_root / "imagesTr/phantom_003.nii.gz", images / "case.nii.gz")
+    label = lps_copy(phantom_root / "labelsTr/phantom_003.nii.gz", tmp_path / "label.nii.gz")
     bundle_2d = export_bundle(phantom_run_2d, tmp_path / "bundle2d")
     for run, bundle in ((phantom_run_3d, bundle_3d), (phantom_run_2d, bundle_2d)):
         out = tmp_path / f"out_{bundle.name}"

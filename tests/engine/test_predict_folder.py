@@ -22,7 +22,7 @@ from scseg.errors import DataError
 from scseg.io.dicom_seg import read_dicom_seg
 from scseg.io.output_lock import LOCK_FILE
 from scseg.io.output_names import MARKER
-from tests.engine.test_predictor import dice
+from tests.prediction_helpers import dice
 
 
 def clone_series(source: Path, target: Path, description: str, image_type: list[str] | None = None) -> None:

@@ -13,29 +13,15 @@ import torch
 from scseg.engine.predictor import Predictor
 from scseg.errors import ConfigError, RunDirError
 from tests.conftest import HIPPOCAMPUS_VAL
-
-
-def dice(a: np.ndarray, b: np.ndarray, value: int) -> float:
-    x, y = a == value, b == value
-    return float(2 * (x & y).sum() / max(1, x.sum() + y.sum()))
-
-
-def _lps_copy(path: Path, out: Path) -> nib.Nifti1Image:
-    """The same voxels stored with the first two axes flipped (LPS) and the axes permuted."""
-    image = nib.load(path)
-    ornt = nib.orientations.axcodes2ornt(("A", "L", "I"))
-    transform = nib.orientations.ornt_transform(nib.orientations.io_orientation(image.affine), ornt)
-    moved = image.as_reoriented(transform)
-    nib.save(moved, out)
-    return nib.load(out)
+from tests.prediction_helpers import dice, lps_copy
 
 
 def test_prediction_lies_on_the_input_grid_whatever_its_orientation(
     phantom_run_3d: Path, phantom_root: Path, tmp_path: Path
 ) -> None:
     predictor = Predictor(phantom_run_3d, device="cpu")
-    image = _lps_copy(phantom_root / "imagesTr/phantom_003.nii.gz", tmp_path / "image.nii.gz")
-    label = _lps_copy(phantom_root / "labelsTr/phantom_003.nii.gz", tmp_path / "label.nii.gz")
+    image = lps_copy(phantom_root / "imagesTr/phantom_003.nii.gz", tmp_path / "image.nii.gz")
+    label = lps_copy(phantom_root / "labelsTr/phantom_003.nii.gz", tmp_path / "label.nii.gz")
     assert nib.aff2axcodes(image.affine) == ("A", "L", "I")
     prediction = predictor.predict(image)
     assert prediction.labels.shape == image.shape

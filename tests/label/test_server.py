@@ -17,9 +17,9 @@ from scseg.engine.predictor import Predictor
 from scseg.io.dicom_series_writer import write_dicom_series
 from scseg.label.studies import DATASTORE_DIR
 from tests.conftest import HIPPOCAMPUS_VAL
-from tests.engine.test_predictor import dice
 from tests.label.live_server import Server, label_server
 from tests.label.live_server import labels_of as _labels_of
+from tests.prediction_helpers import dice
 
 pytestmark = [pytest.mark.slow, pytest.mark.data]
 pytest.importorskip("monailabel", reason="the label extra is not installed (scripts/setup.sh installs it)")

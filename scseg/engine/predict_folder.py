@@ -189,12 +189,10 @@ def _predict_one(
         if job.series is not None:
             colours = predictor.spec.labels.colours or structure_colors(len(names))
             codes = predictor.spec.labels.segment_codes()
-            if fractional:  # the structures' probabilities, background left out
-                segments = np.asanyarray(prediction.probabilities.dataobj)[..., 1:]
-            else:
-                segments = _segment_numbers(np.asanyarray(prediction.labels.dataobj), values)
+            numbers = _segment_numbers(np.asanyarray(prediction.labels.dataobj), values)
             notes = write_dicom_seg(
-                segments,
+                # FRACTIONAL: the structures' probabilities, background left out
+                np.asanyarray(prediction.probabilities.dataobj)[..., 1:] if fractional else numbers,
                 prediction.labels.affine,
                 job.series,
                 names,
@@ -207,7 +205,7 @@ def _predict_one(
             )
             if seg.rtstruct:
                 write_rtstruct(
-                    _segment_numbers(np.asanyarray(prediction.labels.dataobj), values),
+                    numbers,
                     prediction.labels.affine,
                     job.series,
                     seg_sources[0],
@@ -217,7 +215,8 @@ def _predict_one(
                     tmp / "rtstruct.dcm",
                     algorithm=predictor.algorithm_name,
                 )
-            job.record.message = "; ".join([m for m in (job.record.message,) if m] + notes)
+            for note in notes:
+                _note(job.record, note)
         save_preview(image, prediction.labels, volumes, tmp / "preview.png", title=job.record.series)
 
 

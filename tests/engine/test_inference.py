@@ -22,7 +22,9 @@ def _monai(volume: torch.Tensor, net: torch.nn.Module, axis: int, roi: list[int]
 
 @pytest.mark.parametrize("blend", ["gaussian", "constant"])
 @pytest.mark.parametrize("axis_name, axis", [("sagittal", 0), ("coronal", 1), ("axial", 2)])
-def test_whole_slice_windows_equal_monai_sliding_windows(axis_name: str, axis: int, blend: str) -> None:
+def test_whole_slice_windows_equal_monai_sliding_windows(
+    axis_name: str, axis: int, blend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     torch.manual_seed(0)
     net = create_model("unet", 2, 1, 5, base_features=4).eval()
     volume = torch.randn(2, 1, 13, 15, 11)  # odd sizes: MONAI pads the odd voxel after
@@ -30,9 +32,12 @@ def test_whole_slice_windows_equal_monai_sliding_windows(axis_name: str, axis: i
     inferer = ScsegInferer(2, roi, overlap=0.5, sw_batch_size=3, blend=blend, slice_axis=axis_name)
     plane = [volume.shape[2 + d] for d in range(3) if d != axis]
     assert all(p <= r for p, r in zip(plane, roi, strict=True))  # every slice is one window
-    torch.testing.assert_close(
-        inferer(volume, net), _monai(volume, net, axis, roi, blend), rtol=1e-5, atol=1e-6
-    )
+    calls = []  # the comparison means something only if the slice path really ran
+    original = ScsegInferer._add_slices
+    monkeypatch.setattr(ScsegInferer, "_add_slices", lambda self, *a: calls.append(1) or original(self, *a))
+    ours = inferer(volume, net)
+    assert calls == [1]
+    torch.testing.assert_close(ours, _monai(volume, net, axis, roi, blend), rtol=1e-5, atol=1e-6)
 
 
 def test_slices_larger_than_the_window_are_tiled_by_monai() -> None:

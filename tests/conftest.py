@@ -150,6 +150,20 @@ def phantom_run_multiview(phantom_root: Path, tmp_path_factory: pytest.TempPathF
     return run
 
 
+@pytest.fixture(scope="session")
+def phantom_crossval(phantom_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``scseg crossval`` of the tiny 3D config, 2 folds of the 8 training phantoms (2 epochs each):
+    the folder is also the ensemble model of both folds."""
+    from scseg.config import config_from_dict
+    from scseg.engine.crossval import crossval
+
+    raw = copy.deepcopy(TINY)
+    raw["data"]["root"] = str(phantom_root)
+    out = tmp_path_factory.mktemp("runs") / "crossval"
+    crossval(config_from_dict(raw), out, folds=2)
+    return out
+
+
 HIPPOCAMPUS_VAL = ["hippocampus_003", "hippocampus_004", "hippocampus_006", "hippocampus_008"]
 
 

@@ -19,6 +19,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from scseg import __version__
+from scseg.artefact.test_time import QualityControlSpec, TestTimeSpec, allowed_mirroring
 from scseg.config.schema import (
     Config,
     InferenceConfig,
@@ -115,6 +116,8 @@ class ModelSpec(_Section):
     labels: LabelSpec
     versions: dict[str, str] = Field(default_factory=dict, description="scseg, MONAI, torch of the training")
     provenance: Provenance = Provenance()
+    test_time: TestTimeSpec = Field(default_factory=TestTimeSpec, description="mirroring allowed by --tta")
+    qc: QualityControlSpec | None = Field(None, description="set by `scseg evaluate --calibrate-qc`")
 
     @property
     def spatial_dims(self) -> int:
@@ -147,6 +150,7 @@ class ModelSpec(_Section):
             ),
             versions=current_versions(),
             provenance=provenance or Provenance(),
+            test_time=allowed_mirroring(config),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -51,6 +51,7 @@ from scseg.engine.inference import ScsegInferer, inferer_args
 from scseg.engine.resample import ToInputGridd
 from scseg.errors import ConfigError, RunDirError
 from scseg.io.atomic import AtomicDirectory
+from scseg.nn.registry import COMPOSITE_MODELS
 
 # metadata.json names the official schema; `python -m monai.bundle verify_metadata` downloads it
 META_SCHEMA_URL = (
@@ -297,10 +298,10 @@ def export_bundle(model: str | Path, out_dir: str | Path, torchscript: bool = Fa
     loaded = load_model(source)
     _check_destination(source, out_dir)
     spec = loaded.spec
-    if torchscript and spec.network.name == "multiview":
+    if torchscript and spec.network.name in COMPOSITE_MODELS:
         raise ConfigError(
-            "--torchscript: a multi-view model runs its views through scseg's inferer, so it has no "
-            "single traced forward; export it without --torchscript"
+            f"--torchscript: a {spec.network.name} model runs its networks through scseg's inferer, so "
+            "it has no single traced forward; export it without --torchscript"
         )
     network = load_network(spec.network, loaded.weights, str(loaded.weights_file))
     with AtomicDirectory(out_dir) as tmp:

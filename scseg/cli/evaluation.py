@@ -28,6 +28,17 @@ def evaluate(
     split: str = typer.Option("val", help="With --model: val (the config's validation split) or all."),
     device: str = typer.Option("auto", help="With --model: auto, cpu, cuda or cuda:N."),
     precision: str = typer.Option("auto", help="With --model: auto, float32 or bfloat16 (as for predict)."),
+    tta: bool = typer.Option(False, "--tta", help="With --model: test-time mirroring (as for predict)."),
+    mc_dropout: int = typer.Option(0, "--mc-dropout", help="With --model: Monte Carlo dropout samples."),
+    calibrate_qc: bool = typer.Option(
+        False,
+        "--calibrate-qc",
+        help="With several passes (--tta, --mc-dropout, an ensemble): store in the model the uncertainty "
+        "threshold that best flags structures with Dice below --qc-dice; `scseg predict` then flags cases.",
+    ),
+    qc_dice: float = typer.Option(
+        0.7, "--qc-dice", help="With --calibrate-qc: the Dice that counts as a failure."
+    ),
 ) -> None:
     """Dice, HD95, ASSD (mm) and volume difference per case and structure (MONAI metrics).
 
@@ -47,13 +58,30 @@ def evaluate(
     if folders:
         result = evaluate_folders(pred, ref, out, labels)
     else:
-        result = evaluate_model(model, data, out, split=split, device=device, precision=precision)
+        result = evaluate_model(
+            model, data, out, split=split, device=device, precision=precision, tta=tta,
+            mc_dropout=mc_dropout, calibrate_qc=calibrate_qc, qc_dice=qc_dice,
+        )  # fmt: skip
     per_structure = result.summary["per_structure"].items()
     console.print(dice_table({k: v["dice_mean"] for k, v in per_structure if v["dice_mean"] is not None}))
     if result.unpredicted:
         console.print(
             f"[yellow]{len(result.unpredicted)} reference case(s) had no prediction and were not scored"
         )
+    if result.uncertainty is not None:
+        rho = result.uncertainty["spearman"]
+        console.print(
+            f"uncertainty vs Dice: Spearman {rho:.3f} over {result.uncertainty['points']} structures"
+            if rho is not None
+            else "uncertainty vs Dice: too few scored structures for a correlation"
+        )
+        qc = result.uncertainty.get("qc")
+        if qc is not None:
+            console.print(
+                f"QC threshold {qc['threshold']:.4f} (Dice < {qc['dice_cutoff']:g} counts as a failure; "
+                f"sensitivity {qc['sensitivity']}, false alarms {qc['false_alarms']}) stored in "
+                f"{result.uncertainty['stored_in']}"
+            )
     console.print(f"report: {out / 'summary.md'}")
 
 

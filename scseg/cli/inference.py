@@ -77,7 +77,29 @@ def predict(
         "SCSEG_DICOMWEB_CREDENTIALS (a file).",
     ),
     overwrite: bool = typer.Option(
-        False, "--overwrite", help="Segment every case again (default: cases already done by this model are kept)."
+        False,
+        "--overwrite",
+        help="Segment every case again (default: cases already done by this model are kept).",
+    ),
+    tta: bool = typer.Option(
+        False,
+        "--tta",
+        help="Test-time augmentation: also mirror each volume along the axes training mirrored along "
+        "(left / right structures swapped back) and average; adds per-structure uncertainty.",
+    ),
+    mc_dropout: int = typer.Option(
+        0, "--mc-dropout", help="Monte Carlo dropout samples (models trained with dropout); adds uncertainty."
+    ),
+    uncertainty_map: bool = typer.Option(
+        False,
+        "--uncertainty-map",
+        help="With several passes: also uncertainty.nii.gz (share of passes that disagree).",
+    ),
+    qc_threshold: float = typer.Option(
+        None,
+        "--qc-threshold",
+        help="Flag cases whose most uncertain structure exceeds this (default: the model's calibrated "
+        "threshold, see `scseg evaluate --calibrate-qc`).",
     ),
 ) -> None:
     """Segment DICOM series and NIfTI files: labels.nii.gz, seg.dcm (and rtstruct.dcm), volumes.csv,
@@ -109,7 +131,14 @@ def predict(
     remote = dicomweb.is_dicomweb_url(input_)
     if remote:
         dicomweb.parse_dicomweb_url(input_)  # a malformed URL fails before the model is loaded
-    predictor = Predictor(model, device=device, precision=precision)
+    predictor = Predictor(
+        model, device=device, precision=precision, tta=tta, mc_dropout=mc_dropout, qc_threshold=qc_threshold
+    )
+    if uncertainty_map and predictor.passes == 1:
+        raise ConfigError(
+            "--uncertainty-map needs several passes to compare: add --tta or --mc-dropout N, or use an "
+            "ensemble model (scseg crossval)"
+        )
     source = Path(input_)
     if remote:  # retrieved into the output folder (WADO-RS), then read like any DICOM folder
         source = output / ".scseg-dicomweb" / short_hash(input_)
@@ -120,15 +149,18 @@ def predict(
     records = predict_path(
         predictor, source, output, views=view_list, probabilities=probabilities, seg=seg,
         overwrite=overwrite, shard=shard, progress=shard is None or shard.is_main, push=push or None,
+        uncertainty_map=uncertainty_map,
     )  # fmt: skip
     if shard is not None and not shard.is_main:  # rank 0 reports for all
         raise typer.Exit(EXIT_SOME_FAILED if any(r.status == "failed" for r in records) else 0)
     table = Table(title=f"scseg predict: {output / 'summary.csv'}")
-    for col in ("status", "case", "seconds", "output / reason"):
+    passes = predictor.passes > 1
+    for col in ("status", "case", "seconds", *(("uncertainty", "qc") if passes else ()), "output / reason"):
         table.add_column(col, overflow="fold")
     for r in records:
-        detail = r.output if r.status == "done" else r.message
-        table.add_row(r.status, r.series or r.source, f"{r.seconds:.1f}", detail)
+        detail = r.output if r.status == "done" and r.qc != "flagged" else r.message
+        scores = (f"{r.uncertainty:.3f}" if r.uncertainty is not None else "", r.qc) if passes else ()
+        table.add_row(r.status, r.series or r.source, f"{r.seconds:.1f}", *scores, detail)
     console.print(table)
     if any(r.status == "failed" for r in records):
         raise typer.Exit(EXIT_SOME_FAILED)

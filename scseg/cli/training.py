@@ -103,6 +103,40 @@ def train(
     run_training(config, out, set_, resume, view)
 
 
+def crossval(
+    config: Path = typer.Argument(..., help="YAML training config (see configs/)."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Folder for the folds, the fold table and the ensemble."
+    ),
+    folds: int = typer.Option(5, "--folds", help="Number of folds (by case, seeded by train.seed)."),
+    all_cases: bool = typer.Option(
+        False,
+        "--all-cases",
+        help="Fold every case (default: the config's training split only, so its validation cases stay "
+        "unseen for evaluating the ensemble).",
+    ),
+    set_: list[str] = typer.Option(
+        [], "--set", help="Override a config value: --set train.time_limit_minutes=2."
+    ),
+) -> None:
+    """Cross-validation: one model per fold, a fold table (folds.csv / folds.md), and OUT as the
+    ensemble of the folds (mean probabilities) for predict / evaluate / export-bundle / MONAI Label.
+    Re-running the same command continues a stopped run."""
+    from scseg.config import load_config
+    from scseg.engine.crossval import crossval as run_crossval
+    from scseg.engine.crossval import fold_table
+
+    result = run_crossval(load_config(config, set_), out, folds=folds, all_cases=all_cases)
+    header, rows = fold_table(result.fold_dice)
+    table = Table(title=f"validation Dice per fold ({out / 'folds.csv'})")
+    for col in header:
+        table.add_column(col, justify="left" if col == "fold" else "right")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"ensemble of {len(result.fold_dice)} folds: {out} (scseg predict --model {out} ...)")
+
+
 def demo(
     out: Path = typer.Option(None, "--out", "-o", help="Run directory (default: runs/demo-<time>)."),
     set_: list[str] = typer.Option([], "--set", help="Override a value of configs/demo.yaml."),

@@ -17,6 +17,7 @@ from torch import nn
 from scseg.artefact.spec import ModelSpec
 from scseg.config.schema import SLICE_AXIS_INDEX
 from scseg.labels.hemispheres import unmerge_probabilities
+from scseg.nn.ensemble import EnsembleNetwork
 from scseg.nn.multiview import MultiViewNetwork
 
 
@@ -111,6 +112,11 @@ class ScsegInferer(Inferer):
     @torch.no_grad()
     def __call__(self, inputs: torch.Tensor, network: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
         """Probabilities (float32, softmax over classes) for a batch of preprocessed volumes."""
+        if isinstance(network, EnsembleNetwork):  # the mean of the members' probabilities
+            total = self(inputs, network.members[0], *args, **kwargs)
+            for member in network.members[1:]:
+                total.add_(self(inputs, member, *args, **kwargs))
+            return total.div_(len(network.members))
         if isinstance(network, MultiViewNetwork):
             return self.fuse_views(inputs, network, *args, **kwargs)
         total: torch.Tensor | None = None

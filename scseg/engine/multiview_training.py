@@ -22,6 +22,7 @@ from scseg.artefact.layout import (
     write_model_spec,
 )
 from scseg.artefact.spec import ModelSpec, NetworkSpec, Provenance, now
+from scseg.artefact.test_time import allowed_mirroring
 from scseg.config.load import dump_config
 from scseg.config.schema import Config
 from scseg.engine.trainer import TrainResult, train
@@ -90,6 +91,7 @@ def assemble(config: Config, run_dir: Path) -> ModelSpec:
         out_channels=config.num_classes,
         options={"views": views},
     )
+    spec.test_time = allowed_mirroring(config)  # the fused model's mirroring, not the first view's
     save_checkpoint(run_dir / BEST_CHECKPOINT, Checkpoint(model=weights, spec=spec.to_dict()))
     write_model_spec(run_dir / MODEL_SPEC, spec)
     return spec

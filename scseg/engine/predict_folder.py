@@ -67,6 +67,10 @@ class PredictionRecord:
     seconds: float = 0.0
     message: str = ""
     rank: int | None = None  # torchrun: the rank that ran the case
+    # several passes (--tta, ensembles, --mc-dropout): the most uncertain structure's score, and
+    # "flagged" where it exceeds the model's QC threshold (the reason is in ``message``)
+    uncertainty: float | None = None
+    qc: str = ""
 
 
 @dataclass
@@ -125,7 +129,11 @@ def write_summary(path: Path, records: list[PredictionRecord]) -> None:
     names = [f.name for f in fields(PredictionRecord)]
     rows = (
         [
-            f"{r.seconds:.1f}" if n == "seconds" else "" if getattr(r, n) is None else getattr(r, n)
+            f"{getattr(r, n):.{1 if n == 'seconds' else 4}f}"
+            if n in ("seconds", "uncertainty") and getattr(r, n) is not None
+            else ""
+            if getattr(r, n) is None
+            else getattr(r, n)
             for n in names
         ]
         for r in records
@@ -170,6 +178,7 @@ def _predict_one(
     probabilities: bool,
     seg: SegOptions,
     settings: str,
+    uncertainty_map: bool = False,
 ) -> None:
     image = read_series(job.series) if job.series is not None else load_nifti(job.nifti)
     # what the SEG will need is checked before the compute is spent
@@ -177,15 +186,28 @@ def _predict_one(
     if seg.rtstruct and job.series is not None and seg_sources is not None:
         check_rtstruct_sources(seg_sources[0], image.affine, job.series)
     fractional = seg_sources is not None and seg.kind == "fractional"
-    prediction = predictor.predict(image, views=views, probabilities=probabilities or fractional)
+    prediction = predictor.predict(
+        image, views=views, probabilities=probabilities or fractional, uncertainty_map=uncertainty_map
+    )
     names, values = predictor.label_names, predictor.label_values
+    scores = None
+    if prediction.uncertainty is not None:
+        scores = {s.structure: (s.uncertainty, s.volume_cv) for s in prediction.uncertainty}
+        job.record.uncertainty = max(s.uncertainty for s in prediction.uncertainty)
+        flag = predictor.quality_flag(prediction)
+        if predictor.qc_threshold is not None:
+            job.record.qc = "flagged" if flag else "ok"
+        if flag:
+            _note(job.record, flag)
     with AtomicDirectory(job.out_dir) as tmp:
         (tmp / MARKER).write_text(f"{job.target.identity}\n{settings}\n", encoding="utf-8")
         save_nifti_atomic(prediction.labels, tmp / "labels.nii.gz")
         if probabilities and prediction.probabilities is not None:
             save_nifti_atomic(prediction.probabilities, tmp / "probabilities.nii.gz")
+        if prediction.uncertainty_map is not None:
+            save_nifti_atomic(prediction.uncertainty_map, tmp / "uncertainty.nii.gz")
         volumes = structure_volumes(prediction.labels, names, values)
-        write_volumes_csv(tmp / "volumes.csv", volumes + hemisphere_sums(volumes))
+        write_volumes_csv(tmp / "volumes.csv", volumes + hemisphere_sums(volumes), scores)
         if job.series is not None:
             colours = predictor.spec.labels.colours or structure_colors(len(names))
             codes = predictor.spec.labels.segment_codes()
@@ -225,7 +247,11 @@ def _note(record: PredictionRecord, text: str) -> None:
 
 
 def result_settings(
-    predictor: Predictor, views: list[str] | None, probabilities: bool, seg: SegOptions
+    predictor: Predictor,
+    views: list[str] | None,
+    probabilities: bool,
+    seg: SegOptions,
+    uncertainty_map: bool = False,
 ) -> str:
     """What produced a result (line 2 of its marker): the model's weights and the output options.
     A result made by another model or with other outputs is not reused when a batch resumes."""
@@ -235,7 +261,8 @@ def result_settings(
             digest.update(block)
     return (
         f"model {digest.hexdigest()[:16]}; views {','.join(views or [])}; probabilities {int(probabilities)}; "
-        f"seg {seg.kind} {seg.compression}; rtstruct {int(seg.rtstruct)}"
+        f"seg {seg.kind} {seg.compression}; rtstruct {int(seg.rtstruct)}; passes {predictor.pass_kind} "
+        f"{predictor.passes}; uncertainty map {int(uncertainty_map)}; qc {predictor.qc_threshold}"
     )
 
 
@@ -271,6 +298,7 @@ def predict_path(
     overwrite: bool = False,
     shard: DistInfo | None = None,
     push: str | None = None,
+    uncertainty_map: bool = False,
 ) -> list[PredictionRecord]:
     """Segment every case under ``input_path`` into ``out_dir``; a bad case is recorded and skipped.
 
@@ -279,6 +307,7 @@ def predict_path(
     (:func:`scseg.engine.distributed.init_distributed`) spreads the cases over the ranks: case i
     goes to rank i mod world size, each rank writes its own cases, rank 0 the one ``summary.csv``.
     ``push``: a DICOMweb base URL that each DICOM case's SEG / RT structure set is stored at (STOW-RS).
+    ``uncertainty_map``: with several passes (see :class:`Predictor`), also ``uncertainty.nii.gz``.
 
     ``summary.csv`` is written before the first case (every case ``pending``) and after each one,
     so a batch stopped at any point (even by ``kill -9``) leaves rows that say what happened. One
@@ -311,7 +340,7 @@ def predict_path(
         summary = out_dir / ("summary.csv" if shard.is_main else f".summary.rank{shard.rank}.csv")
         if shard.is_main:
             write_summary(summary, records)
-        settings = result_settings(predictor, views, probabilities, seg)
+        settings = result_settings(predictor, views, probabilities, seg, uncertainty_map)
         mine = {index: job for index, job in enumerate(jobs) if index % shard.world_size == shard.rank}
         bar = tqdm(mine.values(), desc="predict", unit="series", disable=not progress, file=sys.stderr)
         for job in bar:
@@ -322,7 +351,7 @@ def predict_path(
                 if not overwrite and _done_before(job, settings):
                     _note(job.record, "done in an earlier run")
                 else:
-                    _predict_one(predictor, job, views, probabilities, seg, settings)
+                    _predict_one(predictor, job, views, probabilities, seg, settings, uncertainty_map)
                 job.record.status, job.record.output = "done", display_path(job.out_dir)
                 if push and job.series is not None:  # reported as stored only once the archive confirmed it
                     results = [

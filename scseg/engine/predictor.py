@@ -8,7 +8,9 @@ input's shape and affine.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +25,9 @@ from scseg.config.schema import SLICE_AXIS_INDEX
 from scseg.data.transforms import preprocessing
 from scseg.engine.device import resolve_device
 from scseg.engine.inference import inferer_for
+from scseg.engine.passes import PassAverage, dropout_enabled, members, mirror, mirrorings
 from scseg.engine.resample import probabilities_to_labels
+from scseg.engine.uncertainty import StructureUncertainty, structure_uncertainty, voxel_disagreement
 from scseg.errors import ConfigError, DataError, ScsegError
 
 
@@ -34,6 +38,10 @@ class Prediction:
 
     labels: nib.Nifti1Image
     probabilities: nib.Nifti1Image | None = None
+    # several passes (TTA, ensemble, MC dropout): their disagreement per structure, and per voxel
+    uncertainty: list[StructureUncertainty] | None = None
+    uncertainty_map: nib.Nifti1Image | None = None
+    passes: int = 1
 
 
 PRECISIONS = ("auto", "float32", "bfloat16")
@@ -89,6 +97,15 @@ class Predictor:
             on CPUs with native bf16 instructions (see :func:`cpu_has_native_bf16`), float32
             otherwise; ``float32``: no autocast; ``bfloat16``: bf16 autocast on any device.
             Probabilities are accumulated in float32 in every case.
+        tta: test-time augmentation: also run the volume mirrored along every combination of the
+            axes training mirrored along (``spec.test_time``), swapping left / right classes back,
+            and average the probabilities.
+        mc_dropout: Monte Carlo dropout samples per network (0: off; needs a model with dropout).
+        qc_threshold: flag a prediction whose most uncertain structure exceeds this (default: the
+            threshold ``scseg evaluate --calibrate-qc`` stored in the model, if any).
+
+    With ``tta``, ``mc_dropout`` or an ensemble model, every prediction also carries per-structure
+    uncertainty scores (:mod:`scseg.engine.uncertainty`).
 
     Example:
         >>> predictor = Predictor("runs/hippo3d")                      # doctest: +SKIP
@@ -97,22 +114,68 @@ class Predictor:
         True
     """
 
-    def __init__(self, model: str | Path | LoadedModel, device: str = "auto", precision: str = "auto") -> None:
+    def __init__(
+        self,
+        model: str | Path | LoadedModel,
+        device: str = "auto",
+        precision: str = "auto",
+        tta: bool = False,
+        mc_dropout: int = 0,
+        qc_threshold: float | None = None,
+    ) -> None:
         if precision not in PRECISIONS:
             raise ConfigError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+        if mc_dropout < 0 or mc_dropout == 1:
+            raise ConfigError(f"--mc-dropout {mc_dropout}: expected 0 (off) or at least 2 samples")
+        if qc_threshold is not None and not 0.0 <= qc_threshold <= 1.0:
+            raise ConfigError(f"--qc-threshold {qc_threshold}: expected a value in [0, 1]")
         self.device = resolve_device(device)
         self.artefact = model if isinstance(model, LoadedModel) else load_model(model)
         self.run_dir = self.artefact.source
         self.checkpoint = self.artefact.weights_file
         self.spec: ModelSpec = self.artefact.spec
         self.autocast_dtype = autocast_dtype(self.device, precision)
-        self.model = load_network(self.spec.network, self.artefact.weights, str(self.checkpoint)).to(self.device)
+        self.model = load_network(self.spec.network, self.artefact.weights, str(self.checkpoint)).to(
+            self.device
+        )
         self.label_names: list[str] = list(self.spec.labels.names)
         self.label_values: list[int] = list(self.spec.labels.values)
         # what training recorded with the weights: epoch and validation Dice
         self.epoch: int | None = self.artefact.epoch
         self.validation_dice: dict[str, float] = self.artefact.validation_dice
         self._pre = Compose(preprocessing(self.spec.preprocessing, keys=("image",), load=False))
+        self.tta, self.mc_dropout = tta, mc_dropout
+        if mc_dropout:
+            with dropout_enabled(self.model):  # refuses a model without dropout now, not per case
+                pass
+        if tta and not self.spec.test_time.mirror_axes:
+            warnings.warn(
+                f"--tta: {self.run_dir} was trained without mirroring, so it is not mirrored at test "
+                "time (mirroring it would show it images unlike its training data)",
+                stacklevel=2,
+            )
+        stored = self.spec.qc.threshold if self.spec.qc is not None else None
+        self.qc_threshold: float | None = qc_threshold if qc_threshold is not None else stored
+
+    @property
+    def passes(self) -> int:
+        """Forward passes per volume: members x mirrorings x dropout samples."""
+        mirrors = len(mirrorings(self.spec.test_time.mirror_axes)) if self.tta else 1
+        return len(members(self.model)) * mirrors * max(1, self.mc_dropout)
+
+    @property
+    def pass_kind(self) -> str:
+        """What the passes vary, as stored with a QC calibration: e.g. ``tta``, ``ensemble+tta``."""
+        kinds = [
+            k
+            for k, on in (
+                ("ensemble", len(members(self.model)) > 1),
+                ("tta", self.tta and bool(self.spec.test_time.mirror_axes)),
+                ("mc_dropout", self.mc_dropout > 0),
+            )
+            if on
+        ]
+        return "+".join(kinds) or "single"
 
     @property
     def spatial_dims(self) -> int:
@@ -164,27 +227,78 @@ class Predictor:
         )
         return self._pre({"image": tensor})["image"]
 
+    def _average_passes(self, batch: torch.Tensor, inferer: Callable) -> PassAverage:
+        average = PassAverage(self.spec.test_time)
+        axes = mirrorings(self.spec.test_time.mirror_axes) if self.tta else [()]
+        for network in members(self.model):
+            for _ in range(max(1, self.mc_dropout)):
+                with dropout_enabled(network) if self.mc_dropout else contextlib.nullcontext():
+                    for mirrored in axes:
+                        average.add(inferer(mirror(batch, mirrored), network), mirrored)
+        return average
+
     @torch.no_grad()
     def predict(
-        self, image: nib.Nifti1Image, views: list[str] | None = None, probabilities: bool = False
+        self,
+        image: nib.Nifti1Image,
+        views: list[str] | None = None,
+        probabilities: bool = False,
+        uncertainty_map: bool = False,
     ) -> Prediction:
         """Segment one volume; the result lies on ``image``'s grid (same shape and affine).
 
-        Memory: the network's probabilities are held once, on the preprocessed grid; they are mapped
-        back onto the input grid in slabs (:mod:`scseg.engine.resample`), so the input grid holds
-        only the label map (plus K float volumes when ``probabilities`` is asked for).
+        ``uncertainty_map``: with several passes, also the share of passes that disagree with the
+        result, per voxel, on the same grid.
+
+        Memory: the network's probabilities are held once, on the preprocessed grid (twice with
+        several passes: the running mean and one pass); they are mapped back onto the input grid in
+        slabs (:mod:`scseg.engine.resample`), so the input grid holds only the label map (plus K
+        float volumes when ``probabilities`` is asked for).
         """
         pre = self._preprocess(image)
         batch = pre.as_tensor()[None]
         dtype = self.autocast_dtype
+        average = None
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
             inferer = inferer_for(self.spec, views=self.check_views(views), sw_device=self.device)
-            probs = inferer(batch, self.model)[0]
+            if self.passes == 1:
+                probs = inferer(batch, self.model)[0]
+            else:
+                average = self._average_passes(batch, inferer)
+                probs = average.mean()[0]
         del batch
+        source_affine = pre.affine.numpy()
         labels, probs_out = probabilities_to_labels(
-            probs, pre.affine.numpy(), image.affine, image.shape[:3], self.label_values, probabilities
+            probs, source_affine, image.affine, image.shape[:3], self.label_values, probabilities
         )
-        out = Prediction(nib.Nifti1Image(labels, image.affine))
+        out = Prediction(nib.Nifti1Image(labels, image.affine), passes=self.passes)
         if probs_out is not None:
             out.probabilities = nib.Nifti1Image(probs_out, image.affine)
+        if average is not None:
+            pass_labels = [p[0] for p in average.labels]
+            out.uncertainty = structure_uncertainty(pass_labels, self.label_names, self.label_values)
+            if uncertainty_map:
+                share = voxel_disagreement(pass_labels, probs.argmax(dim=0))
+                # resampled as a two-class "probability" (agree, disagree): the same slab-wise
+                # mapping as the probabilities, so the map lies exactly on the label map's grid
+                _, mapped = probabilities_to_labels(
+                    torch.stack([1.0 - share, share]), source_affine, image.affine, image.shape[:3], [1], True
+                )
+                assert mapped is not None
+                out.uncertainty_map = nib.Nifti1Image(mapped[..., 1].astype(np.float32), image.affine)
         return out
+
+    def quality_flag(self, prediction: Prediction) -> str | None:
+        """Why ``prediction`` is flagged by the QC threshold (``None``: not flagged, or no threshold
+        or no uncertainty to judge by)."""
+        if self.qc_threshold is None or not prediction.uncertainty:
+            return None
+        over = sorted(
+            (s for s in prediction.uncertainty if s.uncertainty > self.qc_threshold),
+            key=lambda s: -s.uncertainty,
+        )
+        if not over:
+            return None
+        shown = ", ".join(f"{s.structure} {s.uncertainty:.2f}" for s in over[:3])
+        more = f" and {len(over) - 3} more" if len(over) > 3 else ""
+        return f"uncertainty above the QC threshold {self.qc_threshold:.2f}: {shown}{more}"

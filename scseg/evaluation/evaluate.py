@@ -14,8 +14,15 @@ from scseg.config import Config, load_config
 from scseg.data.cases import Case, discover_cases, split_cases
 from scseg.data.loaders import prepare_dataset
 from scseg.engine.predictor import Predictor
+from scseg.errors import ConfigError
 from scseg.evaluation.matching import load_names, match_cases, names_from_predict_tree
 from scseg.evaluation.metrics import StructureScore, evaluate_case
+from scseg.evaluation.quality_control import (
+    UncertaintyPoint,
+    calibrate_threshold,
+    store_threshold,
+    write_uncertainty_report,
+)
 from scseg.evaluation.report import write_report
 from scseg.io.atomic import save_nifti_atomic
 from scseg.io.dicom_series import find_series, read_series
@@ -27,6 +34,7 @@ class EvaluationResult:
     summary: dict
     scores: list[StructureScore]
     unpredicted: list[str]  # reference cases without a prediction (folder mode)
+    uncertainty: dict | None = None  # with several passes: correlations with Dice (and the QC calibration)
 
 
 def _default_names(pairs: list[tuple[str, Path, Path]]) -> dict[int, str]:
@@ -81,12 +89,21 @@ def evaluate_model(
     overrides: list[str] | None = None,
     progress: bool = True,
     precision: str = "auto",
+    tta: bool = False,
+    mc_dropout: int = 0,
+    calibrate_qc: bool = False,
+    qc_dice: float = 0.7,
 ) -> EvaluationResult:
     """Predict the ``split`` (``val`` or ``all``) of the data a training config describes and score it.
 
     Args:
         model: a run directory, bundle or checkpoint (only its model artefact is read).
         data: the training config (file or loaded) whose ``data`` section and split to predict.
+        tta, mc_dropout: as for :class:`~scseg.engine.predictor.Predictor`. With several passes
+            (these, or an ensemble model) the structures' uncertainty is reported against their Dice
+            (:mod:`scseg.evaluation.quality_control`).
+        calibrate_qc: store the QC threshold that best flags structures with Dice < ``qc_dice`` in
+            the model artefact.
 
     Predictions are kept in ``out_dir/predictions/<case>.nii.gz``.
     """
@@ -95,13 +112,36 @@ def evaluate_model(
     cases = discover_cases(config.data)
     if split == "val":
         cases = split_cases(cases, config.data, config.train.seed)[1]
-    predictor = Predictor(model, device=device, precision=precision)
+    predictor = Predictor(model, device=device, precision=precision, tta=tta, mc_dropout=mc_dropout)
+    if calibrate_qc and predictor.passes == 1:
+        raise ConfigError(
+            "--calibrate-qc needs an uncertainty to calibrate: add --tta or --mc-dropout N, or evaluate "
+            "an ensemble model (scseg crossval)"
+        )
     names = dict(zip(predictor.label_values, predictor.label_names, strict=True))
     scores: list[StructureScore] = []
+    points: list[UncertaintyPoint] = []
     for case in tqdm(cases, desc="predict + evaluate", unit="case", disable=not progress, file=sys.stderr):
-        prediction = predictor.predict(_read_image(case)).labels
-        save_nifti_atomic(prediction, Path(out_dir) / "predictions" / f"{case.name}.nii.gz")
-        scores += evaluate_case(prediction, _reference(case, predictor.label_values), names, case.name)
+        prediction = predictor.predict(_read_image(case))
+        save_nifti_atomic(prediction.labels, Path(out_dir) / "predictions" / f"{case.name}.nii.gz")
+        case_scores = evaluate_case(
+            prediction.labels, _reference(case, predictor.label_values), names, case.name
+        )
+        scores += case_scores
+        dice = {s.structure: s.dice for s in case_scores}
+        points += [
+            UncertaintyPoint(case.name, u.structure, u.uncertainty, dice[u.structure])
+            for u in prediction.uncertainty or []
+        ]
     source = "its config" if isinstance(data, Config) else str(data)
-    summary = write_report(Path(out_dir), scores, title=f"Evaluation of {model} on {source} ({split})")
-    return EvaluationResult(summary, scores, [])
+    title = f"Evaluation of {model} on {source} ({split})"
+    if predictor.passes > 1:
+        title += f", {predictor.passes} passes ({predictor.pass_kind})"
+    summary = write_report(Path(out_dir), scores, title=title)
+    report = None
+    if points:
+        qc = calibrate_threshold(points, qc_dice, predictor.pass_kind) if calibrate_qc else None
+        report = write_uncertainty_report(Path(out_dir), points, qc)
+        if qc is not None:
+            report["stored_in"] = str(store_threshold(Path(model), qc))
+    return EvaluationResult(summary, scores, [], report)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,9 +103,24 @@ def hemisphere_sums(volumes: Sequence[StructureVolume]) -> list[StructureVolume]
     return sums
 
 
-def write_volumes_csv(path: Path, volumes: Sequence[StructureVolume]) -> None:
-    rows = ([v.structure, v.label_value or "", v.voxels, f"{v.volume_ml:.4f}"] for v in volumes)
-    write_csv(path, ["structure", "label_value", "voxels", "volume_ml"], rows)
+def write_volumes_csv(
+    path: Path,
+    volumes: Sequence[StructureVolume],
+    uncertainty: Mapping[str, tuple[float, float]] | None = None,
+) -> None:
+    """``volumes.csv``; with ``uncertainty`` (structure -> (uncertainty, volume CV), from several
+    passes) two more columns, empty on the rows of sums."""
+    header = ["structure", "label_value", "voxels", "volume_ml"]
+    if uncertainty is not None:
+        header += ["uncertainty", "volume_cv"]
+    rows = []
+    for v in volumes:
+        row: list = [v.structure, v.label_value or "", v.voxels, f"{v.volume_ml:.4f}"]
+        if uncertainty is not None:
+            scores = uncertainty.get(v.structure) if v.label_value else None
+            row += [f"{scores[0]:.4f}", f"{scores[1]:.4f}"] if scores else ["", ""]
+        rows.append(row)
+    write_csv(path, header, rows)
 
 
 def _canonical(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -17,6 +17,7 @@ from scseg.nn.blocks import (
     SpatialSE,
     se_block,
 )
+from scseg.nn.ensemble import EnsembleNetwork
 from scseg.nn.multiview import MultiViewNetwork
 from scseg.nn.nets import SE_POSITIONS, DenseNet, SDNet, SEEncoderDecoder, UNet
 from scseg.nn.registry import MODEL_REGISTRY, available_models, create_model, register_model
@@ -30,6 +31,7 @@ __all__ = [
     "ChannelSE",
     "ChannelSpatialSE",
     "DenseNet",
+    "EnsembleNetwork",
     "MultiViewNetwork",
     "ProjectExcite",
     "SDNet",

@@ -47,6 +47,7 @@ def server(
     hippocampus_run: Path,
     phantom_run_2d: Path,
     phantom_run_multiview: Path,
+    phantom_crossval: Path,
     studies: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Server]:
@@ -56,6 +57,7 @@ def server(
         str(bundle),
         f"phantom2d={phantom_run_2d}",
         f"views3={phantom_run_multiview}",
+        f"folds2={phantom_crossval}",
     ]
     with label_server(models, studies, tmp_path_factory.mktemp("server")) as running:
         yield running
@@ -64,7 +66,7 @@ def server(
 def test_info_lists_every_model_with_its_labels(server: Server) -> None:
     info = httpx.get(f"{server.url}/info/").json()
     models = info["models"]
-    assert set(models) == {"hippo", "hippo_bundle", "phantom2d", "views3"}
+    assert set(models) == {"hippo", "hippo_bundle", "phantom2d", "views3", "folds2"}
     assert models["hippo"]["labels"] == {"anterior": 1, "posterior": 2}
     assert models["hippo_bundle"]["labels"] == {"anterior": 1, "posterior": 2}
     assert models["phantom2d"]["labels"] == {"ventricle": 1, "lesion": 2, "rim": 3}
@@ -117,6 +119,17 @@ def test_a_multi_view_model_serves_its_fused_labels(
     assert labels.shape == image.shape
     assert params["label_names"] == {"Left-ventricle": 1, "Right-ventricle": 2, "rim": 3}
     local = Predictor(phantom_run_multiview, device="cpu").predict(image).labels
+    np.testing.assert_array_equal(np.asanyarray(labels.dataobj), np.asanyarray(local.dataobj))
+
+
+def test_a_crossval_ensemble_serves_the_mean_of_its_folds(
+    server: Server, phantom_crossval: Path, shared_data: Path, tmp_path: Path
+) -> None:
+    case = NIFTI_CASES[0]
+    labels, params = _labels_of(server.post_infer("folds2", case), tmp_path)
+    image = nib.load(shared_data / f"msd_hippocampus_mri/imagesTr/{case}.nii.gz")
+    assert params["label_names"] == {"ventricle": 1, "lesion": 2, "rim": 3}
+    local = Predictor(phantom_crossval, device="cpu").predict(image).labels
     np.testing.assert_array_equal(np.asanyarray(labels.dataobj), np.asanyarray(local.dataobj))
 
 

@@ -53,6 +53,10 @@ class QualityControlSpec(_Section):
     correlation: float | None = Field(None, description="Spearman rank correlation of uncertainty and Dice")
     sensitivity: float | None = Field(None, description="share of failures flagged on the validation cases")
     false_alarms: float | None = Field(None, description="share of good structures flagged")
+    expected: list[str] = Field(
+        default_factory=list,
+        description="structures present in every validation reference: a prediction without one is flagged",
+    )
 
 
 def _trained_mirrors(config: Config) -> set[int]:

@@ -168,7 +168,7 @@ def inference_config(spec: ModelSpec, model: torch.nn.Module) -> dict[str, Any]:
 
 def _modality(spec: ModelSpec) -> tuple[str, str]:
     """(format, modality) for network_data_format: CT windowing means Hounsfield units."""
-    if spec.preprocessing.intensity.kind == "ct_window":
+    if spec.preprocessing.intensity.kind in ("ct_window", "ct_zscore"):
         return "hounsfield", "CT"
     return "magnitude", "MR"
 

@@ -43,6 +43,7 @@ def _root(
 app.command()(training.models)
 app.command()(training.train)
 app.command()(training.crossval)
+app.command()(training.plan)
 app.command()(training.demo)
 app.command()(inference.convert)
 app.command()(inference.predict)

@@ -103,6 +103,60 @@ def train(
     run_training(config, out, set_, resume, view)
 
 
+def plan(
+    data: Path = typer.Argument(
+        ..., help="The dataset: a folder (imagesTr/ + labelsTr/, or dataset.json), a dataset.json or a .csv."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="The config to write (YAML, commented)."),
+    labels: str = typer.Option(
+        None,
+        "--labels",
+        help="Structure names: a label-set file, 'name,name' (values 1..K) or 'value:name,...' (default: dataset.json's).",
+    ),
+    budget_minutes: float = typer.Option(
+        10.0, "--budget-minutes", help="Training time budget (all views together)."
+    ),
+    device: str = typer.Option(
+        "auto", "--device", help="Where it will train: auto, cpu, cuda or cuda:N (sizes patch and batch)."
+    ),
+    memory_gb: float = typer.Option(
+        None,
+        "--memory-gb",
+        help="Memory for one training step (default: 80 % of the GPU's, or a quarter of RAM up to 8 GB on CPU).",
+    ),
+) -> None:
+    """Fingerprint a dataset (spacings, shapes, intensities, modality, classes, left/right pairs) and
+    write a training config fitted to it and to the device, every choice commented with its reason."""
+    import shlex
+    import sys
+
+    from scseg.engine.device import resolve_device
+    from scseg.plan import plan_dataset
+
+    resolved = resolve_device(device)
+    if memory_gb is None:
+        memory_gb = _default_memory_gb(resolved)
+    command = "scseg plan " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+    _, _, choices = plan_dataset(data, out, labels, budget_minutes, resolved.type, memory_gb, command)
+    table = Table(title=f"scseg plan: {out}")
+    table.add_column("choice")
+    table.add_column("value", overflow="fold")
+    table.add_column("why", overflow="fold")
+    for choice in choices:
+        table.add_row(choice.key, str(choice.value), choice.why)
+    console.print(table)
+    console.print(f"train it: scseg train {out} --out runs/<name>")
+
+
+def _default_memory_gb(device) -> float:
+    import torch
+
+    if device.type == "cuda":
+        return 0.8 * torch.cuda.get_device_properties(device).total_memory / 2**30
+    pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    return min(8.0, pages * size / 2**30 / 4)
+
+
 def crossval(
     config: Path = typer.Argument(..., help="YAML training config (see configs/)."),
     out: Path = typer.Option(

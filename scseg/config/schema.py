@@ -30,11 +30,24 @@ def is_device_name(name: str) -> bool:
 
 
 class IntensityConfig(Section):
-    kind: Literal["zscore", "ct_window", "none"] = "zscore"
-    window: tuple[float, float] = Field((-1000.0, 1000.0), description="ct_window: HU range mapped to [0, 1]")
+    kind: Literal["zscore", "ct_window", "ct_zscore", "none"] = "zscore"
+    window: tuple[float, float] = Field(
+        (-1000.0, 1000.0), description="ct_window: HU range mapped to [0, 1]; ct_zscore: HU range clipped to"
+    )
     nonzero: bool = Field(
         True, description="zscore: statistics over nonzero voxels only (skull-stripped MRI)"
     )
+    mean: float | None = Field(None, description="ct_zscore: the foreground's mean HU (nnU-Net's CT scheme)")
+    std: float | None = Field(None, gt=0.0, description="ct_zscore: the foreground's HU standard deviation")
+
+    @model_validator(mode="after")
+    def _ct_statistics(self) -> IntensityConfig:
+        if self.kind == "ct_zscore" and (self.mean is None or self.std is None):
+            raise ValueError(
+                "intensity: ct_zscore needs mean and std (the dataset's foreground HU statistics; "
+                "`scseg plan` measures them)"
+            )
+        return self
 
 
 class PreprocessingConfig(Section):

@@ -104,6 +104,11 @@ def preprocessing_spec(
         low, high = intensity.window
         window = {"a_min": low, "a_max": high, "b_min": 0.0, "b_max": 1.0, "clip": True}
         ts.append((ScaleIntensityRanged, {"keys": "image", **window}))
+    elif intensity.kind == "ct_zscore":  # clip to the window, then z-score with fixed statistics
+        low, high = intensity.window
+        mean, std = float(intensity.mean), float(intensity.std)  # type: ignore[arg-type]
+        scaled = {"b_min": (low - mean) / std, "b_max": (high - mean) / std}
+        ts.append((ScaleIntensityRanged, {"keys": "image", "a_min": low, "a_max": high, **scaled, "clip": True}))
     if pre.crop_foreground:
         ts.append((CropForegroundd, {"keys": keys_, "source_key": "image", "allow_smaller": True}))
     ts.append((CastToTyped, {"keys": keys_, "dtype": ["float32", "uint8"][: len(keys)]}))

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from scseg.engine.distributed import DistInfo, all_gather_object, barrier, broadcast_object
 from scseg.engine.predictor import Predictor
+from scseg.engine.uncertainty import worst_uncertainty
 from scseg.errors import ConfigError, DataError
 from scseg.io import dicomweb
 from scseg.io.atomic import AtomicDirectory, check_writable, clean_stale_temporaries, save_nifti_atomic
@@ -193,7 +194,7 @@ def _predict_one(
     scores = None
     if prediction.uncertainty is not None:
         scores = {s.structure: (s.uncertainty, s.volume_cv) for s in prediction.uncertainty}
-        job.record.uncertainty = max(s.uncertainty for s in prediction.uncertainty)
+        job.record.uncertainty = worst_uncertainty(prediction.uncertainty)
         flag = predictor.quality_flag(prediction)
         if predictor.qc_threshold is not None:
             job.record.qc = "flagged" if flag else "ok"

@@ -9,6 +9,7 @@ input's shape and affine.
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -289,16 +290,25 @@ class Predictor:
         return out
 
     def quality_flag(self, prediction: Prediction) -> str | None:
-        """Why ``prediction`` is flagged by the QC threshold (``None``: not flagged, or no threshold
-        or no uncertainty to judge by)."""
+        """Why ``prediction`` is flagged by the QC check (``None``: not flagged, or no threshold or no
+        uncertainty to judge by): structures above the uncertainty threshold, and structures found
+        in every validation case that no pass found here."""
         if self.qc_threshold is None or not prediction.uncertainty:
             return None
-        over = sorted(
-            (s for s in prediction.uncertainty if s.uncertainty > self.qc_threshold),
-            key=lambda s: -s.uncertainty,
-        )
-        if not over:
-            return None
-        shown = ", ".join(f"{s.structure} {s.uncertainty:.2f}" for s in over[:3])
-        more = f" and {len(over) - 3} more" if len(over) > 3 else ""
-        return f"uncertainty above the QC threshold {self.qc_threshold:.2f}: {shown}{more}"
+        found = [s for s in prediction.uncertainty if not math.isnan(s.uncertainty)]
+        over = sorted((s for s in found if s.uncertainty > self.qc_threshold), key=lambda s: -s.uncertainty)
+        expected = set(self.spec.qc.expected) if self.spec.qc is not None else set()
+        missing = [
+            s.structure
+            for s in prediction.uncertainty
+            if math.isnan(s.uncertainty) and s.structure in expected
+        ]
+        reasons = []
+        if over:
+            shown = ", ".join(f"{s.structure} {s.uncertainty:.2f}" for s in over[:3])
+            more = f" and {len(over) - 3} more" if len(over) > 3 else ""
+            reasons.append(f"uncertainty above the QC threshold {self.qc_threshold:.2f}: {shown}{more}")
+        if missing:
+            more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+            reasons.append(f"not found (present in every validation case): {', '.join(missing[:3])}{more}")
+        return "; ".join(reasons) or None

@@ -187,7 +187,9 @@ class ToInputGridd(MapTransform):
         d = dict(data)
         image = d[self.image_key]
         if not isinstance(image, MetaTensor) or "original_affine" not in image.meta:
-            raise ValueError(f"{self.image_key!r} must be a MetaTensor loaded by LoadImaged (original_affine)")
+            raise ValueError(
+                f"{self.image_key!r} must be a MetaTensor loaded by LoadImaged (original_affine)"
+            )
         target_affine = np.asarray(image.meta["original_affine"], dtype=np.float64)
         target_shape = [int(s) for s in image.meta["spatial_shape"]][:3]
         for key in self.key_iterator(d):

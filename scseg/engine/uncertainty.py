@@ -7,11 +7,14 @@ passes' label maps:
   any pass does). 0 when every pass agrees, towards 1 when they share little.
 - ``volume_cv``: the coefficient of variation of the structure's volume over the passes.
 
-A structure no pass finds scores 0 on both: the passes agree that it is absent.
+A structure no pass finds has no score (NaN): agreeing that it is absent says nothing about whether
+it should be there (a missed structure would otherwise look certain). The QC check catches those
+by name instead: structures present in every validation case that a prediction does not find.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -38,8 +41,8 @@ def structure_uncertainty(
     Example:
         >>> a = torch.tensor([0, 1, 1, 1, 2, 0]); b = torch.tensor([0, 1, 1, 0, 2, 0])
         >>> [(s.structure, round(s.uncertainty, 3), round(s.volume_cv, 3))
-        ...  for s in structure_uncertainty([a, b], ["x", "y"], [1, 2])]
-        [('x', 0.333, 0.2), ('y', 0.0, 0.0)]
+        ...  for s in structure_uncertainty([a, b], ["x", "y", "z"], [1, 2, 3])]
+        [('x', 0.333, 0.2), ('y', 0.0, 0.0), ('z', nan, nan)]
     """
     num_classes = len(names) + 1
     stacked = torch.stack([p.reshape(-1) for p in pass_labels]).long()
@@ -56,9 +59,11 @@ def structure_uncertainty(
     mean, std = volumes.mean(dim=0), volumes.std(dim=0, unbiased=False)
     scores = []
     for k, (name, value) in enumerate(zip(names, values, strict=True), start=1):
-        iou = float(intersection[k] / union[k]) if union[k] > 0 else 1.0
-        cv = float(std[k] / mean[k]) if mean[k] > 0 else 0.0
-        scores.append(StructureUncertainty(name, int(value), 1.0 - iou, cv))
+        if union[k] == 0:  # found by no pass
+            scores.append(StructureUncertainty(name, int(value), math.nan, math.nan))
+            continue
+        iou = float(intersection[k] / union[k])
+        scores.append(StructureUncertainty(name, int(value), 1.0 - iou, float(std[k] / mean[k])))
     return scores
 
 
@@ -70,6 +75,7 @@ def voxel_disagreement(pass_labels: Sequence[torch.Tensor], fused: torch.Tensor)
     return disagree.div_(len(pass_labels))
 
 
-def worst_structure(scores: Sequence[StructureUncertainty]) -> StructureUncertainty | None:
-    """The most uncertain structure (``None`` without scores)."""
-    return max(scores, key=lambda s: s.uncertainty, default=None)
+def worst_uncertainty(scores: Sequence[StructureUncertainty]) -> float | None:
+    """The largest score of the structures found (``None`` when none was found)."""
+    found = [s.uncertainty for s in scores if not math.isnan(s.uncertainty)]
+    return max(found, default=None)

@@ -140,7 +140,13 @@ def evaluate_model(
     summary = write_report(Path(out_dir), scores, title=title)
     report = None
     if points:
-        qc = calibrate_threshold(points, qc_dice, predictor.pass_kind) if calibrate_qc else None
+        # structures every validation reference has: a prediction that misses one is flagged
+        cases_with = {
+            name: {s.case for s in scores if s.structure == name and s.volume_ref_ml > 0}
+            for name in names.values()
+        }
+        expected = [name for name, found in cases_with.items() if len(found) == len(cases)]
+        qc = calibrate_threshold(points, qc_dice, predictor.pass_kind, expected) if calibrate_qc else None
         report = write_uncertainty_report(Path(out_dir), points, qc)
         if qc is not None:
             report["stored_in"] = str(store_threshold(Path(model), qc))

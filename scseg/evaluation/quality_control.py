@@ -36,6 +36,11 @@ class UncertaintyPoint:
     dice: float
 
 
+def _scored(points: Sequence[UncertaintyPoint]) -> list[UncertaintyPoint]:
+    """Points with a Dice (not absent from both sides) and an uncertainty (found by some pass)."""
+    return [p for p in points if math.isfinite(p.dice) and math.isfinite(p.uncertainty)]
+
+
 def _spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
     if len(x) < 3 or len(set(x)) < 2 or len(set(y)) < 2:
         return None
@@ -45,7 +50,7 @@ def _spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
 def correlations(points: Sequence[UncertaintyPoint]) -> dict:
     """Spearman correlation of uncertainty and Dice over all points and per structure (``None``
     where a structure has fewer than 3 scored cases or no spread)."""
-    scored = [p for p in points if math.isfinite(p.dice)]
+    scored = _scored(points)
     per_structure = {}
     for name in dict.fromkeys(p.structure for p in scored):
         mine = [p for p in scored if p.structure == name]
@@ -58,14 +63,15 @@ def correlations(points: Sequence[UncertaintyPoint]) -> dict:
 
 
 def calibrate_threshold(
-    points: Sequence[UncertaintyPoint], dice_cutoff: float, passes: str
+    points: Sequence[UncertaintyPoint], dice_cutoff: float, passes: str, expected: Sequence[str] = ()
 ) -> QualityControlSpec:
     """The uncertainty threshold that best separates structures with Dice < ``dice_cutoff``.
 
     Candidate thresholds lie halfway between consecutive observed uncertainties; the one with the
     largest Youden's J wins (ties: the higher threshold, fewer false alarms). Without any failure on
     the validation cases, the threshold is the largest uncertainty seen there: only cases less
-    certain than every validation case get flagged.
+    certain than every validation case get flagged. Structures no pass found have no uncertainty
+    and are left out; ``expected`` (present in every validation reference) flags them by name.
 
     Example:
         >>> pts = [UncertaintyPoint("a", "s", u, d) for u, d in [(0.05, 0.9), (0.1, 0.85), (0.4, 0.5), (0.6, 0.3)]]
@@ -73,7 +79,7 @@ def calibrate_threshold(
         >>> round(qc.threshold, 3), qc.sensitivity, qc.false_alarms
         (0.25, 1.0, 0.0)
     """
-    scored = [p for p in points if math.isfinite(p.dice)]
+    scored = _scored(points)
     if not scored:
         raise RunDirError("no structure could be scored on the validation cases: nothing to calibrate on")
     u = np.array([p.uncertainty for p in scored])
@@ -88,6 +94,7 @@ def calibrate_threshold(
             dice_cutoff=dice_cutoff,
             cases=cases,
             correlation=spearman,
+            expected=list(expected),
         )
     levels = np.unique(u)
     candidates = (levels[:-1] + levels[1:]) / 2 if len(levels) > 1 else levels
@@ -108,6 +115,7 @@ def calibrate_threshold(
         correlation=spearman,
         sensitivity=sensitivity,
         false_alarms=false_alarms,
+        expected=list(expected),
     )
 
 
@@ -141,7 +149,15 @@ def write_uncertainty_report(
     write_csv(
         out_dir / "uncertainty.csv",
         ["case", "structure", "uncertainty", "dice"],
-        ([p.case, p.structure, f"{p.uncertainty:.4f}", f"{p.dice:.4f}"] for p in points),
+        (
+            [
+                p.case,
+                p.structure,
+                f"{p.uncertainty:.4f}" if math.isfinite(p.uncertainty) else "",
+                f"{p.dice:.4f}",
+            ]
+            for p in points
+        ),
     )
     report = correlations(points)
     if qc is not None:
@@ -149,7 +165,7 @@ def write_uncertainty_report(
     write_text_atomic(out_dir / "uncertainty.json", json.dumps(report, indent=2) + "\n")
     fig = Figure(figsize=(6.0, 4.2))
     ax = fig.subplots()
-    scored = [p for p in points if math.isfinite(p.dice)]
+    scored = _scored(points)
     ax.scatter([p.uncertainty for p in scored], [p.dice for p in scored], s=12, alpha=0.6)
     if qc is not None:
         ax.axvline(qc.threshold, color="tab:red", linestyle="--", label=f"QC threshold {qc.threshold:.3f}")

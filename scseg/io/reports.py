@@ -118,7 +118,8 @@ def write_volumes_csv(
         row: list = [v.structure, v.label_value or "", v.voxels, f"{v.volume_ml:.4f}"]
         if uncertainty is not None:
             scores = uncertainty.get(v.structure) if v.label_value else None
-            row += [f"{scores[0]:.4f}", f"{scores[1]:.4f}"] if scores else ["", ""]
+            # NaN: no pass found the structure (no score)
+            row += [f"{scores[0]:.4f}", f"{scores[1]:.4f}"] if scores and scores[0] == scores[0] else ["", ""]
         rows.append(row)
     write_csv(path, header, rows)
 

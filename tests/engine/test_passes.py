@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from scseg.artefact import LoadedModel, ModelSpec, NetworkSpec, build_network
+from scseg.artefact import LoadedModel, ModelSpec, NetworkSpec, build_network, load_model
 from scseg.artefact.test_time import allowed_mirroring
 from scseg.config import config_from_dict
 from scseg.engine.inference import inferer_for
@@ -118,20 +118,20 @@ def test_ensemble_equals_the_mean_of_its_members() -> None:
     assert any(s.uncertainty > 0 for s in result.uncertainty)  # two random networks disagree
 
 
-def test_uncertainty_is_zero_when_every_pass_agrees() -> None:
-    single = ModelSpec.from_config(_config())
-    member = _model(single, seed=4)
-    spec = single.model_copy(deep=True)
+def test_uncertainty_is_zero_when_every_pass_agrees(phantom_run_3d, phantom_root) -> None:
+    trained = load_model(phantom_run_3d)
+    spec = trained.spec.model_copy(deep=True)
     spec.network = NetworkSpec(
         name="ensemble", spatial_dims=3, in_channels=1, out_channels=4,
-        options={"members": [{"name": "unet", "options": single.network.options}] * 3},
+        options={"members": [{"name": trained.spec.network.name, "options": trained.spec.network.options}] * 3},
     )  # fmt: skip
-    weights = {f"members.{i}.{k}": v for i in range(3) for k, v in member.weights.items()}
+    weights = {f"members.{i}.{k}": v for i in range(3) for k, v in trained.weights.items()}
     predictor = Predictor(LoadedModel(spec, weights, source=None, weights_file=None), device="cpu")  # type: ignore[arg-type]
-    prediction = predictor.predict(_image(5), uncertainty_map=True)
-    assert [s.uncertainty for s in prediction.uncertainty] == [0.0, 0.0, 0.0]
+    image = nib.load(phantom_root / "imagesTr" / "phantom_002.nii.gz")
+    prediction = predictor.predict(image, uncertainty_map=True)
+    assert [s.uncertainty for s in prediction.uncertainty] == [0.0, 0.0, 0.0]  # all three found, agreed
     assert [s.volume_cv for s in prediction.uncertainty] == [0.0, 0.0, 0.0]
-    assert prediction.uncertainty_map.shape == (20, 18, 16)
+    assert prediction.uncertainty_map.shape == image.shape
     assert float(prediction.uncertainty_map.get_fdata().max()) == 0.0
 
 
@@ -145,8 +145,8 @@ def test_structure_uncertainty_by_hand() -> None:
     assert scores[0].volume_cv == pytest.approx(np.std([4, 3, 3]) / np.mean([4, 3, 3]))
     # two: all at voxel 6, any at 6-7
     assert scores[1].uncertainty == pytest.approx(0.5)
-    # three: nowhere, agreed absent
-    assert (scores[2].uncertainty, scores[2].volume_cv, scores[2].label_value) == (0.0, 0.0, 7)
+    # three: found by no pass: no score (a miss must not look certain)
+    assert np.isnan(scores[2].uncertainty) and np.isnan(scores[2].volume_cv) and scores[2].label_value == 7
 
 
 def test_mc_dropout_samples_differ_and_needs_dropout() -> None:

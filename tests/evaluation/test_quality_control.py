@@ -32,8 +32,9 @@ def test_the_threshold_separates_failures_from_good_structures() -> None:
     # no failure on validation: only cases less certain than all of them get flagged
     calm = calibrate_threshold(_points([(0.1, 0.9), (0.2, 0.85)]), dice_cutoff=0.7, passes="tta")
     assert calm.threshold == pytest.approx(0.2) and calm.sensitivity is None
-    # absent-in-both structures (Dice NaN) do not count
-    report = correlations(_points([(0.1, 0.9), (0.2, float("nan")), (0.3, 0.5), (0.4, 0.3)]))
+    # absent-in-both structures (Dice NaN) and structures no pass found (no uncertainty) do not count
+    nan = float("nan")
+    report = correlations(_points([(0.1, 0.9), (0.2, nan), (nan, 0.0), (0.3, 0.5), (0.4, 0.3)]))
     assert report["points"] == 3 and report["spearman"] == pytest.approx(-1.0)
 
 
@@ -58,6 +59,7 @@ def test_evaluate_with_tta_reports_uncertainty_and_stores_the_qc_threshold(
     stored = yaml.safe_load((model / "model.yaml").read_text())["qc"]
     assert stored["threshold"] == pytest.approx(result.uncertainty["qc"]["threshold"])
     assert stored["passes"] == "tta" and stored["cases"] == 2
+    assert stored["expected"] == ["ventricle", "lesion", "rim"]  # in every validation phantom
     assert Predictor(model, device="cpu").qc_threshold == pytest.approx(stored["threshold"])
     assert Predictor(model, device="cpu", qc_threshold=0.5).qc_threshold == 0.5  # the option wins
 

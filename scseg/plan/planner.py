@@ -1,0 +1,220 @@
+"""Choices from a fingerprint: nnU-Net's planning rules, adapted to scseg's networks and a time budget.
+
+Every choice is returned with the reason it was made, and ``scseg plan`` writes both into the
+config as comments. The rules (and where they differ from nnU-Net):
+
+- **Spacing**: the median spacing; on anisotropic data (largest / smallest median spacing > 3) the
+  coarse axis takes its 10th percentile instead (nnU-Net). No resampling when every case already
+  has the target spacing.
+- **2D or 3D**: 3D, unless the data is anisotropic (2D slices across the coarse axis, nnU-Net's
+  choice there too) or has more than 30 structures (whole-brain parcellation: one 2D network per
+  view fused by a weighted mean, QuickNAT / FastSurfer; a 3D network with ~100 output channels
+  does not fit a CPU budget).
+- **Patch**: the median image shape at the target spacing, each side rounded to a multiple of 16
+  (four poolings), then shrunk along its longest side until a training step fits ``memory_gb``.
+- **Batch**: at least 2; on CUDA as many as fit the memory, capped at 5 % of the dataset's voxels
+  per step (nnU-Net); on CPU at most 8, since a CPU step is compute-bound and a fixed time budget
+  gains more from more steps than from larger ones.
+- **Normalisation**: CT: clip to the foreground's 0.5-99.5 percentiles and z-score with the
+  foreground's mean and std (nnU-Net); MR: z-score per image, inside the nonzero region when
+  many voxels are exactly 0 (skull-stripped or padded images), which are also cropped away.
+- **Augmentation**: left-right mirroring only (swapping left / right pairs found from the names):
+  anatomy is left-right symmetric, not front-back or top-bottom, and labels such as anterior /
+  posterior would be wrong after those flips.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from scseg.config.schema import SLICE_AXIS_INDEX
+from scseg.plan.fingerprint import Fingerprint
+
+ANISOTROPY = 3.0
+MANY_STRUCTURES = 30
+# activation bytes per voxel per base feature of one U-Net (scSE, fp32) training step, forward and
+# backward, measured with benchmarks/plan_memory.py (the largest seen, rounded up)
+BYTES_PER_VOXEL_FEATURE = {3: 150, 2: 160}
+BASE_FEATURES = 16
+AXIS_NAMES = {v: k for k, v in SLICE_AXIS_INDEX.items()}
+
+
+@dataclass(frozen=True)
+class Choice:
+    key: str
+    value: object
+    why: str
+
+
+def _round16(size: float) -> int:
+    return max(16, round(size / 16.0) * 16)
+
+
+def step_memory_gb(patch: list[int], batch: int, features: int = BASE_FEATURES) -> float:
+    """Estimated memory of one training step (activations kept for the backward pass)."""
+    per_voxel = BYTES_PER_VOXEL_FEATURE[len(patch)]
+    return batch * math.prod(patch) * features * per_voxel / 2**30
+
+
+def target_spacing(fp: Fingerprint) -> tuple[list[float], str]:
+    spacings = np.array(fp.spacings)
+    median = np.median(spacings, axis=0)
+    if median.max() / median.min() > ANISOTROPY:
+        coarse = int(median.argmax())
+        target = median.copy()
+        target[coarse] = np.percentile(spacings[:, coarse], 10)
+        why = (f"median spacing {_mm(median)}, anisotropic (ratio {median.max() / median.min():.1f} > {ANISOTROPY:g}): "
+               f"axis {coarse} takes its 10th percentile")  # fmt: skip
+        return [round(float(v), 3) for v in target], why
+    return [round(float(v), 3) for v in median], f"median spacing {_mm(median)}"
+
+
+def _mm(values) -> str:
+    return " x ".join(f"{float(v):.3g}" for v in values) + " mm"
+
+
+def fit_patch(shape: list[float], batch: int, memory_gb: float) -> list[int]:
+    """The median shape rounded to multiples of 16, shrunk along its longest side until it fits."""
+    patch = [_round16(s) for s in shape]
+    while step_memory_gb(patch, batch) > memory_gb and max(patch) > 16:
+        longest = int(np.argmax(patch))
+        patch[longest] -= 16
+    return patch
+
+
+def plan_choices(fp: Fingerprint, budget_minutes: float, device: str, memory_gb: float) -> list[Choice]:
+    """The planned choices for ``fp`` (see the module docstring for the rules)."""
+    choices = [
+        Choice("preprocessing.orientation", "RAS", "one axis order for every case; left-right is axis 0")
+    ]
+    spacing, why = target_spacing(fp)
+    same = np.allclose(np.array(fp.spacings), np.array(spacing)[None], rtol=0.01)
+    choices.append(
+        Choice(
+            "preprocessing.spacing",
+            None if same else spacing,
+            why + ("; every case has it already: no resampling" if same else ""),
+        )
+    )
+    scale = np.array(fp.median_spacing) / np.array(spacing)
+    shape = [float(s) for s in np.array(fp.median_shape) * scale]
+    many = len(fp.label_names) > MANY_STRUCTURES
+    coarse = np.median(np.array(fp.spacings), axis=0)
+    anisotropic = coarse.max() / coarse.min() > ANISOTROPY
+    cpu = device == "cpu"
+    zeros = fp.zero_fraction > 0.2
+    if zeros:  # the nonzero box is what gets trained on
+        shape = [s * (1 - fp.zero_fraction) ** (1 / 3) for s in shape]
+    if many or anisotropic:
+        across = int(coarse.argmax()) if anisotropic else 1
+        in_plane = [shape[d] for d in range(3) if d != across]
+        patch = fit_patch(in_plane, 16, memory_gb)
+        if many:
+            mode = {"type": "2d", "patch_size": patch, "samples_per_volume": 4, "pos_fraction": 1.0,
+                    "views": [{"axis": "coronal", "weight": 0.4}, {"axis": "axial", "weight": 0.4},
+                              {"axis": "sagittal", "weight": 0.2}]}  # fmt: skip
+            for view in mode["views"]:
+                axis = SLICE_AXIS_INDEX[view["axis"]]
+                view["patch_size"] = fit_patch([shape[d] for d in range(3) if d != axis], 16, memory_gb)
+            why = (f"{len(fp.label_names)} structures (> {MANY_STRUCTURES}): one 2D network per view, fused "
+                   "(QuickNAT / FastSurfer); whole slices of the median brain box")  # fmt: skip
+        else:
+            mode = {
+                "type": "2d",
+                "slice_axis": AXIS_NAMES[across],
+                "patch_size": patch,
+                "samples_per_volume": 4,
+            }
+            why = f"anisotropic voxels: 2D slices across the coarse axis ({AXIS_NAMES[across]})"
+        batch, batch_why = 4, "4 volumes x 4 slices per step"
+    else:
+        batch = 2
+        patch = fit_patch(shape, batch, memory_gb)
+        case_voxels = float(np.mean([np.prod(s) for s in fp.shapes])) * float(np.prod(scale))
+        cap = max(2, int(0.05 * fp.cases * case_voxels / math.prod(patch)))
+        if cpu:
+            cap = min(cap, 8)
+        while batch < cap and step_memory_gb(patch, batch + 1) <= memory_gb:
+            batch += 1
+        covers = math.prod(patch) / max(math.prod(shape), 1.0)
+        mode = {"type": "3d", "patch_size": patch, "samples_per_volume": 1 if covers >= 0.5 else 2,
+                "pos_fraction": 0.5 if covers >= 0.5 else 0.67}  # fmt: skip
+        why = (f"3D: isotropic enough, {len(fp.label_names)} structures; patch from the median shape {[round(s) for s in shape]} at the target spacing, "
+               f"{step_memory_gb(patch, batch):.2f} GB per step of {memory_gb:.1f} GB")  # fmt: skip
+        batch_why = (f"{'CPU: at most 8 (compute-bound: more steps beat larger ones in a time budget); ' if cpu else ''}"
+                     f"5 % of the dataset's voxels per step allows {cap}; memory allows it")  # fmt: skip
+    choices.append(Choice("mode", mode, why))
+    choices.append(Choice("train.batch_size", batch, batch_why))
+    if fp.modality == "CT":
+        low, high = fp.intensity["p00_5"], fp.intensity["p99_5"]
+        intensity = {"kind": "ct_zscore", "window": [round(low, 1), round(high, 1)],
+                     "mean": round(fp.intensity["mean"], 2), "std": round(fp.intensity["std"], 2)}  # fmt: skip
+        why = f"CT ({fp.modality_reason}): clip to the foreground's 0.5-99.5 percentiles, z-score with its mean / std"
+    else:
+        intensity = {"kind": "zscore", "nonzero": zeros}
+        why = f"MR ({fp.modality_reason}): z-score per image" + (
+            f", inside the nonzero region ({fp.zero_fraction:.0%} of voxels are 0)" if zeros else ""
+        )
+    choices.append(Choice("preprocessing.intensity", intensity, why))
+    choices.append(
+        Choice(
+            "preprocessing.crop_foreground",
+            zeros,
+            "crop the zero background" if zeros else "images are mostly nonzero: no crop",
+        )
+    )
+    flips = {"flip_axes": "lr", "flip_prob": 0.5}
+    pairs = f"; {len(fp.lr_pairs)} left / right pairs swapped with it" if fp.lr_pairs else ""
+    choices.append(
+        Choice("augmentation", flips, "left-right mirroring only (anatomy is left-right symmetric)" + pairs)
+    )
+    if fp.lr_pairs:
+        choices.append(Choice("data.lr_pairs", "auto", f"{len(fp.lr_pairs)} pairs found from the names"))
+    lr = 0.01 if mode["type"] == "2d" else 0.003
+    choices.append(Choice("optimizer", {"name": "adamw", "lr": lr, "weight_decay": 1.0e-5},
+                          "AdamW with a one-cycle schedule: converges within short time budgets (docs/benchmarks.md)"))  # fmt: skip
+    choices.append(
+        Choice(
+            "loss",
+            {"name": "dice_ce"},
+            "Dice + cross-entropy (nnU-Net's): the Dice term keeps small structures in play",
+        )
+    )
+    views = len(mode.get("views") or [None])
+    per_view = budget_minutes / views
+    choices.append(Choice("train.time_limit_minutes", round(per_view, 2),
+                          f"--budget-minutes {budget_minutes:g}" + (f" over {views} views" if views > 1 else "")))  # fmt: skip
+    return choices
+
+
+def config_from_choices(choices: list[Choice], data: dict) -> dict:
+    """The raw training config of ``choices`` around a ``data`` section."""
+    raw: dict = {"data": dict(data), "preprocessing": {}, "augmentation": {}, "train": {}}
+    for choice in choices:
+        section, _, key = choice.key.partition(".")
+        if key:
+            raw.setdefault(section, {})[key] = choice.value
+        elif isinstance(choice.value, dict):
+            raw.setdefault(section, {}).update(choice.value)
+    raw["model"] = {"name": "unet", "se": "scse", "base_features": BASE_FEATURES,
+                    "norm": "instance" if raw["mode"]["type"] == "3d" else "batch"}  # fmt: skip
+    raw["scheduler"] = {"name": "onecycle", "warmup_fraction": 0.05}
+    raw["train"].update(
+        {"max_epochs": 100000, "val_interval": 10 if raw["mode"]["type"] == "3d" else 50, "seed": 0}
+    )
+    raw["inference"] = {"overlap": 0.5 if raw["mode"]["type"] == "3d" else 0.0, "sw_batch_size": 4}
+    raw["data"] = {k: v for k, v in raw["data"].items() if v is not None}
+    return raw
+
+
+def relative_root(root: Path, config_path: Path) -> str:
+    """``root`` relative to the config's folder where it lies below it, else absolute."""
+    root, base = root.resolve(), config_path.resolve().parent
+    try:
+        return str(root.relative_to(base))
+    except ValueError:
+        return str(root)

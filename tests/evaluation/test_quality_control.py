@@ -95,3 +95,36 @@ def test_predict_with_tta_writes_uncertainty_and_flags_cases(
     assert calm.exit_code == 0, calm.output
     with open(tmp_path / "calm" / "summary.csv") as f:
         assert next(csv.DictReader(f))["qc"] == "ok"
+
+
+def test_the_qc_flag_names_uncertain_and_missing_structures() -> None:
+    import math
+
+    import torch
+
+    from scseg.artefact import LoadedModel, ModelSpec, build_network
+    from scseg.artefact.test_time import QualityControlSpec
+    from scseg.config import config_from_dict
+    from scseg.engine.predictor import Prediction
+    from scseg.engine.uncertainty import StructureUncertainty
+
+    config = config_from_dict(
+        {"data": {"root": ".", "label_names": ["a", "b", "c", "d"]},
+         "mode": {"type": "3d", "patch_size": [16, 16, 16]}, "model": {"name": "unet", "norm": "batch"}},
+        check_data=False,
+    )  # fmt: skip
+    spec = ModelSpec.from_config(config)
+    spec.qc = QualityControlSpec(threshold=0.3, passes="tta", dice_cutoff=0.7, cases=5, expected=["c"])
+    model = LoadedModel(spec, build_network(spec.network).state_dict(), Path("m"), Path("m.pt"))
+    predictor = Predictor(model, device="cpu")
+    assert predictor.qc_threshold == 0.3
+    scores = [StructureUncertainty("a", 1, 0.5, 0.1), StructureUncertainty("b", 2, 0.1, 0.0),
+              StructureUncertainty("c", 3, math.nan, math.nan), StructureUncertainty("d", 4, math.nan, math.nan)]  # fmt: skip
+    labels = nib.Nifti1Image(np.zeros((2, 2, 2), np.uint8), np.eye(4))
+    flag = predictor.quality_flag(Prediction(labels, uncertainty=scores, passes=2))
+    # a is too uncertain; c is missing though every validation case had it; d may be absent
+    assert flag == (
+        "uncertainty above the QC threshold 0.30: a 0.50; not found (present in every validation case): c"
+    )
+    assert predictor.quality_flag(Prediction(labels, uncertainty=scores[1:2], passes=2)) is None
+    assert torch.is_tensor(next(iter(model.weights.values())))

@@ -32,7 +32,9 @@ def data_section(data: Path, labels: str | None, config_path: Path) -> dict:
     elif labels:
         items = [item.strip() for item in labels.split(",") if item.strip()]
         if all(":" in item for item in items):
-            section["label_names"] = {int(v): n for v, n in (item.split(":", 1) for item in items)}
+            pairs = sorted((int(v), n.strip()) for v, n in (item.split(":", 1) for item in items))
+            section["label_values"] = [v for v, _ in pairs]
+            section["label_names"] = [n for _, n in pairs]
         else:
             section["label_names"] = items
     else:
@@ -40,7 +42,7 @@ def data_section(data: Path, labels: str | None, config_path: Path) -> dict:
     return section
 
 
-def _msd_labels(path: Path) -> dict[int, str]:
+def _msd_labels(path: Path) -> list[str]:
     import json
 
     try:
@@ -48,12 +50,14 @@ def _msd_labels(path: Path) -> dict[int, str]:
         named = {int(v): str(n) for v, n in labels.items() if int(v) != 0}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         named = {}
+    if named and sorted(named) != list(range(1, len(named) + 1)):
+        raise ConfigError(f"scseg plan: {path} labels are not 1..K; give them with --labels 'value:name,...'")
     if not named:
         raise ConfigError(
             f"scseg plan: {path} names no structures; give them with --labels (a label-set file, "
             "'name,name' for values 1..K, or 'value:name,...')"
         )
-    return named
+    return [named[v] for v in sorted(named)]
 
 
 def render(raw: dict, fp: Fingerprint, choices: list[Choice], command: str) -> str:

@@ -33,6 +33,7 @@ class Fingerprint:
     cases: int
     spacings: list[list[float]]  # mm, RAS axis order
     shapes: list[list[int]]  # voxels, RAS axis order
+    box_shapes: list[list[int]]  # the bounding box of voxels > 0 (what a foreground crop keeps)
     intensity: dict[str, float]  # over the foreground: p00_5, p50, p99_5, mean, std; image minimum
     zero_fraction: float  # share of voxels exactly 0, over all images
     modality: str  # "CT" or "MR"
@@ -51,6 +52,10 @@ class Fingerprint:
     def median_shape(self) -> list[float]:
         return [float(v) for v in np.median(np.array(self.shapes), axis=0)]
 
+    @property
+    def median_box_shape(self) -> list[float]:
+        return [float(v) for v in np.median(np.array(self.box_shapes), axis=0)]
+
     def to_dict(self) -> dict:
         return {
             "cases": self.cases,
@@ -60,6 +65,7 @@ class Fingerprint:
                 [round(float(v), 3) for v in np.max(self.spacings, axis=0)],
             ],
             "median_shape": [round(v) for v in self.median_shape],
+            "median_nonzero_box": [round(v) for v in self.median_box_shape],
             "intensity_foreground": {k: round(v, 2) for k, v in self.intensity.items()},
             "zero_fraction": round(self.zero_fraction, 3),
             "modality": f"{self.modality} ({self.modality_reason})",
@@ -99,7 +105,7 @@ def measure(data: DataConfig, progress: bool = True, seed: int = 0) -> Fingerpri
     values = list(data.label_values or range(1, len(data.structure_names) + 1))
     lut = np.zeros(max(values) + 1, dtype=np.int64)
     lut[values] = np.arange(1, len(values) + 1)
-    spacings, shapes, samples, dicom_modalities = [], [], [], []
+    spacings, shapes, boxes, samples, dicom_modalities = [], [], [], [], []
     zeros = total = 0
     minimum = np.inf
     counts = np.zeros((len(cases), len(values) + 1))
@@ -117,6 +123,7 @@ def measure(data: DataConfig, progress: bool = True, seed: int = 0) -> Fingerpri
         classes = np.where(classes <= lut.shape[0] - 1, lut[np.clip(classes, 0, lut.shape[0] - 1)], 0)
         spacings.append([float(z) for z in image.header.get_zooms()[:3]])
         shapes.append([int(s) for s in image.shape[:3]])
+        boxes.append(_box_shape(pixels > 0))
         foreground = pixels[classes > 0]
         if foreground.size:
             samples.append(rng.choice(foreground, size=min(SAMPLES_PER_CASE, foreground.size), replace=False))
@@ -140,6 +147,7 @@ def measure(data: DataConfig, progress: bool = True, seed: int = 0) -> Fingerpri
         cases=len(cases),
         spacings=spacings,
         shapes=shapes,
+        box_shapes=boxes,
         intensity=intensity,
         zero_fraction=zeros / max(total, 1),
         modality=modality,
@@ -150,6 +158,15 @@ def measure(data: DataConfig, progress: bool = True, seed: int = 0) -> Fingerpri
         class_median_ml={n: float(np.median(counts[:, k + 1] * voxel_ml)) for k, n in enumerate(names)},
         lr_pairs=detect_pairs(list(names)),
     )
+
+
+def _box_shape(mask: np.ndarray) -> list[int]:
+    """The extent of ``mask``'s bounding box along each axis (the whole shape when it is empty)."""
+    extent = []
+    for axis in range(3):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
+        extent.append(int(hit[-1] - hit[0] + 1) if hit.size else int(mask.shape[axis]))
+    return extent
 
 
 def _guess_modality(intensity: dict[str, float], dicom: list[str], declared: str | None) -> tuple[str, str]:

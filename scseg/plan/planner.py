@@ -10,8 +10,10 @@ config as comments. The rules (and where they differ from nnU-Net):
   choice there too) or has more than 30 structures (whole-brain parcellation: one 2D network per
   view fused by a weighted mean, QuickNAT / FastSurfer; a 3D network with ~100 output channels
   does not fit a CPU budget).
-- **Patch**: the median image shape at the target spacing, each side rounded to a multiple of 16
-  (four poolings), then shrunk along its longest side until a training step fits ``memory_gb``.
+- **Patch**: 3D: the median image shape at the target spacing (of the nonzero box when the images
+  are cropped to it), each side rounded to a multiple of 16 (four poolings); 2D: whole slices of the
+  largest image, rounded up. Then shrunk along its longest side until a training step fits
+  ``memory_gb`` and, on CPU, until the time budget leaves a few hundred steps.
 - **Batch**: at least 2; on CUDA as many as fit the memory, capped at 5 % of the dataset's voxels
   per step (nnU-Net); on CPU at most 8, since a CPU step is compute-bound and a fixed time budget
   gains more from more steps than from larger ones.
@@ -40,6 +42,12 @@ MANY_STRUCTURES = 30
 # backward, measured with benchmarks/plan_memory.py (the largest seen, rounded up)
 BYTES_PER_VOXEL_FEATURE = {3: 150, 2: 160}
 BASE_FEATURES = 16
+# CPU training: a time budget buys steps, not memory. A step of the base-16 U-Net costs about 4 us
+# per patch voxel on 2 cores (the hippocampus recipe: 8 x 32 x 48 x 32 voxels in ~1.6 s), and a run
+# needs a few hundred steps to converge, so on CPU patches and batches are also capped to voxels
+# that leave MIN_CPU_STEPS steps in the budget.
+CPU_SECONDS_PER_VOXEL = 4e-6
+MIN_CPU_STEPS = 300
 AXIS_NAMES = {v: k for k, v in SLICE_AXIS_INDEX.items()}
 
 
@@ -50,8 +58,8 @@ class Choice:
     why: str
 
 
-def _round16(size: float) -> int:
-    return max(16, round(size / 16.0) * 16)
+def _round16(size: float, up: bool = False) -> int:
+    return max(16, (math.ceil(size / 16.0) if up else round(size / 16.0)) * 16)
 
 
 def step_memory_gb(patch: list[int], batch: int, features: int = BASE_FEATURES) -> float:
@@ -77,10 +85,16 @@ def _mm(values) -> str:
     return " x ".join(f"{float(v):.3g}" for v in values) + " mm"
 
 
-def fit_patch(shape: list[float], batch: int, memory_gb: float) -> list[int]:
-    """The median shape rounded to multiples of 16, shrunk along its longest side until it fits."""
-    patch = [_round16(s) for s in shape]
-    while step_memory_gb(patch, batch) > memory_gb and max(patch) > 16:
+def fit_patch(shape: list[float], batch: int, memory_gb: float, max_voxels: float | None = None) -> list[int]:
+    """The median shape rounded to multiples of 16, shrunk along its longest side until it fits.
+
+    3D: to the nearest multiple, so the patch lies mostly inside the image; 2D: up, so a whole
+    slice fits one window (and prediction runs it in one piece)."""
+    patch = [_round16(s, up=len(shape) == 2) for s in shape]
+    while max(patch) > 16 and (
+        step_memory_gb(patch, batch) > memory_gb
+        or (max_voxels is not None and batch * math.prod(patch) > max_voxels)
+    ):
         longest = int(np.argmax(patch))
         patch[longest] -= 16
     return patch
@@ -106,20 +120,28 @@ def plan_choices(fp: Fingerprint, budget_minutes: float, device: str, memory_gb:
     coarse = np.median(np.array(fp.spacings), axis=0)
     anisotropic = coarse.max() / coarse.min() > ANISOTROPY
     cpu = device == "cpu"
+    views_count = 3 if many else 1
+    max_voxels = budget_minutes * 60 / views_count / MIN_CPU_STEPS / CPU_SECONDS_PER_VOXEL if cpu else None
     zeros = fp.zero_fraction > 0.2
-    if zeros:  # the nonzero box is what gets trained on
-        shape = [s * (1 - fp.zero_fraction) ** (1 / 3) for s in shape]
+    if zeros:  # the foreground crop keeps the nonzero box: that is what gets trained on
+        shape = [float(s) for s in np.array(fp.median_box_shape) * scale]
     if many or anisotropic:
+        # whole slices of every case, not of the median one: a slice that fits one window is
+        # predicted in one piece (scseg.engine.inference), so 2D sizes follow the largest image
+        largest = np.max(np.array(fp.box_shapes if zeros else fp.shapes), axis=0) * scale
+        shape = [float(s) for s in largest]
         across = int(coarse.argmax()) if anisotropic else 1
         in_plane = [shape[d] for d in range(3) if d != across]
-        patch = fit_patch(in_plane, 16, memory_gb)
+        patch = fit_patch(in_plane, 16, memory_gb, max_voxels)
         if many:
             mode = {"type": "2d", "patch_size": patch, "samples_per_volume": 4, "pos_fraction": 1.0,
                     "views": [{"axis": "coronal", "weight": 0.4}, {"axis": "axial", "weight": 0.4},
                               {"axis": "sagittal", "weight": 0.2}]}  # fmt: skip
             for view in mode["views"]:
                 axis = SLICE_AXIS_INDEX[view["axis"]]
-                view["patch_size"] = fit_patch([shape[d] for d in range(3) if d != axis], 16, memory_gb)
+                view["patch_size"] = fit_patch(
+                    [shape[d] for d in range(3) if d != axis], 16, memory_gb, max_voxels
+                )
             why = (f"{len(fp.label_names)} structures (> {MANY_STRUCTURES}): one 2D network per view, fused "
                    "(QuickNAT / FastSurfer); whole slices of the median brain box")  # fmt: skip
         else:
@@ -133,20 +155,25 @@ def plan_choices(fp: Fingerprint, budget_minutes: float, device: str, memory_gb:
         batch, batch_why = 4, "4 volumes x 4 slices per step"
     else:
         batch = 2
-        patch = fit_patch(shape, batch, memory_gb)
+        patch = fit_patch(shape, batch, memory_gb, max_voxels)
         case_voxels = float(np.mean([np.prod(s) for s in fp.shapes])) * float(np.prod(scale))
         cap = max(2, int(0.05 * fp.cases * case_voxels / math.prod(patch)))
         if cpu:
             cap = min(cap, 8)
         while batch < cap and step_memory_gb(patch, batch + 1) <= memory_gb:
+            if max_voxels is not None and (batch + 1) * math.prod(patch) > max_voxels:
+                break
             batch += 1
         covers = math.prod(patch) / max(math.prod(shape), 1.0)
         mode = {"type": "3d", "patch_size": patch, "samples_per_volume": 1 if covers >= 0.5 else 2,
                 "pos_fraction": 0.5 if covers >= 0.5 else 0.67}  # fmt: skip
         why = (f"3D: isotropic enough, {len(fp.label_names)} structures; patch from the median shape {[round(s) for s in shape]} at the target spacing, "
-               f"{step_memory_gb(patch, batch):.2f} GB per step of {memory_gb:.1f} GB")  # fmt: skip
+               f"{step_memory_gb(patch, batch):.2f} GB per step of {memory_gb:.1f} GB"
+               + (f"; CPU: at most {max_voxels / 1e3:.0f}k voxels per step leave {MIN_CPU_STEPS} steps in the budget"
+                  if cpu else ""))  # fmt: skip
         batch_why = (f"{'CPU: at most 8 (compute-bound: more steps beat larger ones in a time budget); ' if cpu else ''}"
-                     f"5 % of the dataset's voxels per step allows {cap}; memory allows it")  # fmt: skip
+                     f"5 % of the dataset's voxels per step allows {cap}; then memory"
+                     + (" and the CPU voxel cap" if cpu else ""))  # fmt: skip
     choices.append(Choice("mode", mode, why))
     choices.append(Choice("train.batch_size", batch, batch_why))
     if fp.modality == "CT":

@@ -23,6 +23,7 @@ def _fingerprint(**changes) -> Fingerprint:
         "cases": 40,
         "spacings": [[1.0, 1.0, 1.0]] * 40,
         "shapes": [[60, 70, 60]] * 40,
+        "box_shapes": [[60, 70, 60]] * 40,
         "intensity": {
             "p00_5": 10.0,
             "p50": 300.0,
@@ -47,12 +48,14 @@ def _plan(fp: Fingerprint, device: str = "cpu", memory_gb: float = 4.0) -> dict:
 
 
 def test_isotropic_mr_gets_a_3d_patch_from_the_median_shape_and_zscore() -> None:
-    raw = _plan(_fingerprint())
+    raw = _plan(_fingerprint(), device="cuda")
     assert raw["mode"]["type"] == "3d" and raw["mode"]["patch_size"] == [64, 64, 64]
+    # on CPU the 10-minute budget caps a step at 500k voxels: a smaller patch, 2 per step
+    cpu = _plan(_fingerprint())
+    assert cpu["mode"]["patch_size"] == [48, 64, 64] and cpu["train"]["batch_size"] == 2
     assert raw["preprocessing"]["spacing"] is None  # every case has the target spacing
     assert raw["preprocessing"]["intensity"] == {"kind": "zscore", "nonzero": False}
     assert raw["augmentation"]["flip_axes"] == "lr" and raw["train"]["time_limit_minutes"] == 10
-    assert 2 <= raw["train"]["batch_size"] <= 8  # CPU cap
 
 
 def test_anisotropic_data_is_sliced_across_its_coarse_axis() -> None:
@@ -66,9 +69,11 @@ def test_anisotropic_data_is_sliced_across_its_coarse_axis() -> None:
 def test_many_structures_get_three_fused_views_and_pairs() -> None:
     names = [f"Left-s{i}" for i in range(20)] + [f"Right-s{i}" for i in range(20)]
     fp = _fingerprint(label_names=names, label_values=list(range(1, 41)), zero_fraction=0.7,
-                      lr_pairs=[(f"Left-s{i}", f"Right-s{i}") for i in range(20)])  # fmt: skip
+                      box_shapes=[[40, 50, 45]] * 40, lr_pairs=[(f"Left-s{i}", f"Right-s{i}") for i in range(20)])  # fmt: skip
     raw = _plan(fp)
     assert [v["axis"] for v in raw["mode"]["views"]] == ["coronal", "axial", "sagittal"]
+    # whole slices of the largest nonzero box (a foreground crop keeps it), rounded up to 16s
+    assert [v["patch_size"] for v in raw["mode"]["views"]] == [[48, 48], [48, 64], [64, 48]]
     assert raw["data"]["lr_pairs"] == "auto"
     assert raw["preprocessing"]["intensity"] == {"kind": "zscore", "nonzero": True}
     assert raw["preprocessing"]["crop_foreground"] is True
@@ -110,7 +115,9 @@ def test_patch_and_batch_shrink_to_the_memory_budget() -> None:
     assert big != [208, 208, 208]
     on_gpu = _plan(_fingerprint(cases=400), device="cuda", memory_gb=40.0)["train"]["batch_size"]
     on_cpu = _plan(_fingerprint(cases=400), device="cpu", memory_gb=40.0)["train"]["batch_size"]
-    assert on_cpu == 8 < on_gpu  # the CPU cap; on CUDA the 5 % rule and memory decide
+    assert on_cpu < on_gpu  # on CPU the time budget caps the voxels per step; on CUDA memory decides
+    small = _plan(_fingerprint(cases=400, shapes=[[30, 30, 30]] * 40), device="cpu")
+    assert small["train"]["batch_size"] == 8  # small patches: the CPU cap of 8
 
 
 def test_plan_writes_a_commented_config_that_trains(phantom_root: Path, tmp_path: Path) -> None:

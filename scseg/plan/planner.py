@@ -91,12 +91,14 @@ def fit_patch(shape: list[float], batch: int, memory_gb: float, max_voxels: floa
     3D: to the nearest multiple, so the patch lies mostly inside the image; 2D: up, so a whole
     slice fits one window (and prediction runs it in one piece)."""
     patch = [_round16(s, up=len(shape) == 2) for s in shape]
-    while max(patch) > 16 and (
-        step_memory_gb(patch, batch) > memory_gb
-        or (max_voxels is not None and batch * math.prod(patch) > max_voxels)
+    while step_memory_gb(patch, batch) > memory_gb or (
+        max_voxels is not None and batch * math.prod(patch) > max_voxels
     ):
-        longest = int(np.argmax(patch))
-        patch[longest] -= 16
+        smaller = list(patch)
+        smaller[int(np.argmax(patch))] -= 16
+        if max(smaller) < 32:  # instance norm needs more than one voxel after four poolings
+            break
+        patch = smaller
     return patch
 
 
@@ -143,7 +145,7 @@ def plan_choices(fp: Fingerprint, budget_minutes: float, device: str, memory_gb:
                     [shape[d] for d in range(3) if d != axis], 16, memory_gb, max_voxels
                 )
             why = (f"{len(fp.label_names)} structures (> {MANY_STRUCTURES}): one 2D network per view, fused "
-                   "(QuickNAT / FastSurfer); whole slices of the median brain box")  # fmt: skip
+                   "(QuickNAT / FastSurfer); whole slices of the largest brain box")  # fmt: skip
         else:
             mode = {
                 "type": "2d",

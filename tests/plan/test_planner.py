@@ -113,6 +113,8 @@ def test_patch_and_batch_shrink_to_the_memory_budget() -> None:
     big = fit_patch([200.0, 200.0, 200.0], batch=2, memory_gb=1.0)
     assert step_memory_gb(big, 2) <= 1.0 and all(p % 16 == 0 for p in big)
     assert big != [208, 208, 208]
+    # however small the budget, one side keeps 32 voxels (instance norm after four poolings)
+    assert fit_patch([100.0, 100.0, 100.0], batch=2, memory_gb=4.0, max_voxels=100) == [16, 16, 32]
     on_gpu = _plan(_fingerprint(cases=400), device="cuda", memory_gb=40.0)["train"]["batch_size"]
     on_cpu = _plan(_fingerprint(cases=400), device="cpu", memory_gb=40.0)["train"]["batch_size"]
     assert on_cpu < on_gpu  # on CPU the time budget caps the voxels per step; on CUDA memory decides
@@ -124,14 +126,14 @@ def test_plan_writes_a_commented_config_that_trains(phantom_root: Path, tmp_path
     out = tmp_path / "planned.yaml"
     result = CliRunner().invoke(
         app, ["plan", str(phantom_root / "dataset.csv"), "--labels", "ventricle,lesion,rim", "--out", str(out),
-              "--device", "cpu", "--budget-minutes", "0.2"], terminal_width=200,
+              "--device", "cpu", "--budget-minutes", "10"], terminal_width=200,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     text = out.read_text()
     assert "# Fingerprint of the data:" in text and "#   cases: 10" in text and "why" in text
     raw = yaml.safe_load(text)
     assert raw["mode"]["patch_size"] == [32, 32, 32]  # the phantoms are 32^3 at 1.5 mm
-    config = load_config(out, ["train.val_interval=1"])
+    config = load_config(out, ["train.val_interval=1", "train.time_limit_minutes=0.1"])
     assert config.data.structure_names == ["ventricle", "lesion", "rim"]
     from scseg.engine.trainer import train
 

@@ -10,7 +10,6 @@ finds it and flags cases whose most uncertain structure exceeds it.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from collections.abc import Sequence
@@ -24,7 +23,8 @@ from scipy.stats import spearmanr
 from scseg.artefact.layout import BUNDLE_MODEL_SPEC, MODEL_SPEC, is_bundle, read_model_spec, write_model_spec
 from scseg.artefact.test_time import QualityControlSpec
 from scseg.errors import RunDirError
-from scseg.io.atomic import atomic_write_bytes, write_text_atomic
+from scseg.evaluation.report import save_figure
+from scseg.io.atomic import write_text_atomic
 from scseg.io.csv_report import write_csv
 
 
@@ -175,8 +175,5 @@ def write_uncertainty_report(
     title = "uncertainty against Dice" + (f" (Spearman {rho:.2f})" if rho is not None else "")
     ax.set(xlabel="structure uncertainty (1 - IoU of the passes)", ylabel="Dice", ylim=(0, 1.02), title=title)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    atomic_write_bytes(out_dir / "uncertainty_vs_dice.png", lambda f: f.write(buffer.getvalue()))
+    save_figure(fig, out_dir / "uncertainty_vs_dice.png")
     return report

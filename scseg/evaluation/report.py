@@ -115,10 +115,11 @@ def dice_boxplot(path: Path, scores: Sequence[StructureScore], title: str = "Dic
         ax.tick_params(axis="x", labelrotation=60, labelsize=8)
         for label in ax.get_xticklabels():
             label.set_horizontalalignment("right")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
-def _save(fig: Figure, path: Path) -> None:
+def save_figure(fig: Figure, path: Path) -> None:
+    """A figure as a PNG, written atomically (tight layout, 100 dpi)."""
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
@@ -141,7 +142,7 @@ def dice_vs_size_plot(path: Path, summary: dict, title: str = "Dice against stru
     ax.grid(alpha=0.3)
     if entries:
         ax.legend(loc="lower right")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def write_report(out_dir: Path, scores: Sequence[StructureScore], title: str = "Evaluation") -> dict:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -35,7 +37,7 @@ def _config(**sections):
 def _model(spec: ModelSpec, seed: int) -> LoadedModel:
     torch.manual_seed(seed)
     weights = build_network(spec.network).state_dict()
-    return LoadedModel(spec, weights, source=__import__("pathlib").Path(f"seed{seed}"), weights_file=None)  # type: ignore[arg-type]
+    return LoadedModel(spec, weights, source=Path(f"seed{seed}"), weights_file=Path(f"seed{seed}.pt"))
 
 
 def _image(seed: int = 0) -> nib.Nifti1Image:

@@ -100,8 +100,6 @@ def test_predict_with_tta_writes_uncertainty_and_flags_cases(
 def test_the_qc_flag_names_uncertain_and_missing_structures() -> None:
     import math
 
-    import torch
-
     from scseg.artefact import LoadedModel, ModelSpec, build_network
     from scseg.artefact.test_time import QualityControlSpec
     from scseg.config import config_from_dict
@@ -127,4 +125,3 @@ def test_the_qc_flag_names_uncertain_and_missing_structures() -> None:
         "uncertainty above the QC threshold 0.30: a 0.50; not found (present in every validation case): c"
     )
     assert predictor.quality_flag(Prediction(labels, uncertainty=scores[1:2], passes=2)) is None
-    assert torch.is_tensor(next(iter(model.weights.values())))

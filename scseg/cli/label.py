@@ -44,6 +44,11 @@ def serve(
         help="Shared secret every request must send as 'Authorization: Bearer TOKEN' (default: none).",
     ),
     max_upload_mb: int = typer.Option(256, "--max-upload-mb", min=1, help="Largest label upload accepted."),
+    versions: Path = typer.Option(
+        None,
+        "--versions",
+        help="Folder for the model versions trainings write (default: APP_DIR/versions); see `scseg label versions`.",
+    ),
 ) -> None:
     """Start the MONAI Label server with one infer model per --model (stop it with Ctrl-C or SIGTERM)."""
     from scseg.label.compat import missing_label_extra
@@ -71,14 +76,54 @@ def serve(
             "inference and save labels; see README, MONAI Label",
             highlight=False,
         )
+    app_dir = app_dir or default_app_dir()
     run_server(
         served,
         studies,
         found.datastore,
-        app_dir or default_app_dir(),
+        app_dir,
         host,
         port,
         device,
         token,
         max_upload_mb,
+        versions or app_dir / "versions",
     )
+
+
+@label_app.command("versions")
+def versions_command(
+    model: str = typer.Argument(..., help="[NAME=]PATH as given to `scseg label serve --model`."),
+    versions: Path = typer.Option(
+        None,
+        "--versions",
+        help="The server's --versions folder (default: ~/.cache/scseg/monailabel-app/versions).",
+    ),
+    use: str = typer.Option(
+        None,
+        "--use",
+        help="Serve this version from the next server start on (roll back: v0 is the model itself).",
+    ),
+) -> None:
+    """List a served model's versions (trainings from saved labels), or roll back with --use."""
+    from scseg.errors import ScsegError
+    from scseg.label.server import default_app_dir, parse_models
+    from scseg.label.versions import ModelVersions
+
+    (served,) = parse_models([model])
+    history = ModelVersions((versions or default_app_dir() / "versions") / served.name, served.path)
+    try:
+        if use:
+            path = history.use(use)
+            console.print(f"{served.name}: the server serves {use} ({path}) from its next start")
+    except ScsegError as err:
+        raise fail(str(err)) from None
+    table = Table(title=f"versions of {served.name} (current: {history.current})")
+    for column in ("version", "created", "from", "held-aside Dice", "accepted", "reason"):
+        table.add_column(column, overflow="fold")
+    table.add_row("v0", "", "", "", "", f"the model given: {served.path}")
+    for entry in history.history["versions"]:
+        dice = f"{entry.get('dice_before')} -> {entry.get('dice_after')}"
+        table.add_row(entry["version"], entry.get("created", ""), entry.get("from_version", ""), dice,
+                      "yes" if entry.get("accepted") else "no", entry.get("reason", ""))  # fmt: skip
+    Console().print(table)

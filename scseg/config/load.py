@@ -67,6 +67,10 @@ def _resolve_paths(raw: dict, base: Path) -> None:
     if isinstance(data, dict) and isinstance(data.get("label_set"), str):
         table = Path(expand_data_vars(data["label_set"])).expanduser()
         data["label_set"] = str(table if table.is_absolute() else (base / table).resolve())
+    train = raw.get("train")
+    if isinstance(train, dict) and isinstance(train.get("init_weights"), str):
+        weights = Path(expand_data_vars(train["init_weights"])).expanduser()
+        train["init_weights"] = str(weights if weights.is_absolute() else (base / weights).resolve())
 
 
 def config_from_dict(

@@ -7,6 +7,7 @@ silently ignored. Paths are resolved against the config file's folder by :mod:`s
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -217,6 +218,11 @@ class TrainConfig(Section):
     amp: bool = Field(True, description="mixed precision on CUDA (ignored on CPU)")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
     num_threads: int | None = Field(None, ge=1, description="CPU threads (default: all cores)")
+    init_weights: Path | None = Field(
+        None,
+        description="fine-tuning: start from this model's weights (a run directory, bundle or .pt of the "
+        "same network) instead of a random initialisation",
+    )
     compile: bool = Field(
         False,
         description="torch.compile the training forward: 1.5x faster CPU steps after ~30 s of compiling "

@@ -28,7 +28,7 @@ from scseg.io.atomic import AtomicDirectory, check_writable, clean_stale_tempora
 from scseg.io.convert import skipped_status
 from scseg.io.csv_report import write_csv
 from scseg.io.dicom_headers import is_nifti
-from scseg.io.dicom_seg import COMPRESSION, SEG_TYPES, seg_source_headers, write_dicom_seg
+from scseg.io.dicom_seg import COMPRESSION, SEG_TYPES, seg_source_headers, segment_numbers, write_dicom_seg
 from scseg.io.dicom_series import DicomSeries, find_series, read_series
 from scseg.io.names import display_path, nifti_stem, printable, unique_name
 from scseg.io.nifti import load_nifti
@@ -142,13 +142,6 @@ def write_summary(path: Path, records: list[PredictionRecord]) -> None:
     write_csv(path, names, rows)
 
 
-def _segment_numbers(labels: np.ndarray, values: list[int]) -> np.ndarray:
-    """Label values -> DICOM segment numbers 1..K (the order of the model's structures)."""
-    lut = np.zeros(max(values) + 1, dtype=np.uint16)
-    lut[values] = np.arange(1, len(values) + 1)
-    return lut[labels]
-
-
 @dataclass(frozen=True)
 class SegOptions:
     """``--seg-type`` (binary: the label map; fractional: each structure's probability, 0..255) and
@@ -212,7 +205,7 @@ def _predict_one(
         if job.series is not None:
             colours = predictor.spec.labels.colours or structure_colors(len(names))
             codes = predictor.spec.labels.segment_codes()
-            numbers = _segment_numbers(np.asanyarray(prediction.labels.dataobj), values)
+            numbers = segment_numbers(np.asanyarray(prediction.labels.dataobj), values)
             notes = write_dicom_seg(
                 # FRACTIONAL: the structures' probabilities, background left out
                 np.asanyarray(prediction.probabilities.dataobj)[..., 1:] if fractional else numbers,

@@ -6,6 +6,7 @@ import contextlib
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,8 +103,15 @@ class Trainer:
     """Trains ``config`` into ``run_dir``. Use :func:`train`; the class holds the loop's steps:
     :meth:`set_up` (and :meth:`resume`), :meth:`train_epoch`, :meth:`validate`, :meth:`save`."""
 
-    def __init__(self, config: Config, run_dir: Path, resume: bool = False) -> None:
+    def __init__(
+        self,
+        config: Config,
+        run_dir: Path,
+        resume: bool = False,
+        on_epoch: Callable[[int, float], None] | None = None,
+    ) -> None:
         self.config, self.run_dir, self.resume_run = config, Path(run_dir), resume
+        self.on_epoch = on_epoch  # called on the main rank after each epoch: (epochs done, seconds)
         self.device = resolve_device(config.train.device, "train.device")
         self.dist: DistInfo = init_distributed(self.device)
         if self.device.type == "cuda" and self.dist.enabled:
@@ -128,6 +136,8 @@ class Trainer:
             if session.epoch % cfg.train.val_interval == 0 or last_epoch:
                 dice = self.validate(session, train_loss)
             self.save(session, dice)
+            if self.on_epoch is not None and self.main:
+                self.on_epoch(session.epoch, session.elapsed())
             if stopped_by_time:
                 break
         if session.log:
@@ -141,7 +151,10 @@ class Trainer:
         set_determinism(seed=cfg.train.seed + self.dist.rank)
         loaders = build_loaders(cfg, self.dist.rank, self.dist.world_size, show_progress=self.main)
         spec = ModelSpec.from_config(cfg, Provenance(trained_at=now(), data=_fingerprint(cfg, loaders)))
-        model = build_network(spec.network).to(self.device)
+        model = build_network(spec.network)
+        if cfg.train.init_weights is not None and not self.resume_run:
+            _load_initial_weights(model, cfg.train.init_weights)
+        model = model.to(self.device)
         net: nn.Module = DistributedDataParallel(model) if self.dist.enabled else model
         if cfg.train.compile:
             net = torch.compile(net)  # the training forward; validation and checkpoints use `model`
@@ -285,6 +298,24 @@ class Trainer:
         )
 
 
+def _load_initial_weights(model: nn.Module, source: Path) -> None:
+    """``train.init_weights``: start from a trained model of the same network (fine-tuning).
+
+    Raises:
+        RunDirError: ``source`` is not a model, or its weights do not fit this config's network.
+    """
+    from scseg.artefact import load_model
+
+    weights = load_model(source).weights
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as err:
+        raise RunDirError(
+            f"train.init_weights: {source} holds weights of another network than this config's model "
+            f"section describes ({str(err).splitlines()[0]})"
+        ) from None
+
+
 def _fingerprint(config: Config, loaders: Loaders) -> DataFingerprint:
     """Counts, median spacing (NIfTI headers) and a hash of the case names of the training data."""
     spacings = []
@@ -300,13 +331,19 @@ def _fingerprint(config: Config, loaders: Loaders) -> DataFingerprint:
     )
 
 
-def train(config: Config, run_dir: str | Path, resume: bool = False) -> TrainResult:
-    """Train ``config`` into ``run_dir`` (or continue it with ``resume=True``).
+def train(
+    config: Config,
+    run_dir: str | Path,
+    resume: bool = False,
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> TrainResult:
+    """Train ``config`` into ``run_dir`` (or continue it with ``resume=True``); ``on_epoch(epochs
+    done, seconds trained)`` is called after every epoch (progress reports).
 
     Raises:
         ScsegError: bad data, an existing run without ``resume``, a missing run with it.
     """
-    trainer = Trainer(config, Path(run_dir), resume)
+    trainer = Trainer(config, Path(run_dir), resume, on_epoch)
     try:
         return trainer.run()
     except RuntimeError as err:  # transform failures during training arrive wrapped by MONAI

@@ -232,6 +232,13 @@ def seg_source_headers(series: DicomSeries) -> tuple[list[pydicom.Dataset], list
     return sources, sorted(notes)
 
 
+def segment_numbers(labels: np.ndarray, values: Sequence[int]) -> np.ndarray:
+    """Label values -> DICOM segment numbers 1..K (the order of the model's structures)."""
+    lut = np.zeros(max(values) + 1, dtype=np.uint16)
+    lut[list(values)] = np.arange(1, len(values) + 1)
+    return lut[labels]
+
+
 def write_dicom_seg(
     segments: np.ndarray,
     affine: np.ndarray,

@@ -1,7 +1,7 @@
 """The HTTP surface of ``scseg label serve``: only the endpoints our app needs, nothing else.
 
 monailabel's own FastAPI app mounts every router it has (training with a client-chosen bundle path,
-image upload to any path, deletion, scoring, sessions, proxies, logs). We serve our app through this
+image upload to any path, deletion, sessions, proxies, logs). We serve our app through this
 smaller app instead, built from the same monailabel app instance:
 
 - ``GET /info/``: the app and its models;
@@ -10,7 +10,10 @@ smaller app instead, built from the same monailabel app instance:
 - ``GET /datastore/?output=stats|all``: the datastore listing, by id;
 - ``GET /datastore/image?image=ID`` and ``GET /datastore/label?label=ID&tag=TAG``: downloads;
 - ``PUT /datastore/label?image=ID&tag=TAG``: a corrected label saved into the datastore (size limit,
-  content check against the image, nothing left in /tmp).
+  content check against the image, nothing left in /tmp);
+- the annotate-train loop (:mod:`scseg.label.loop_routes`): ``POST /activelearning/{strategy}``,
+  ``POST|GET|DELETE /train/...``, ``GET|POST /scoring/...``; training runs scseg's own trainer on
+  the saved labels, never with a client-chosen path or code.
 
 Every id is looked up among the datastore's own ids and the resolved file must lie inside the
 datastore; anything else is a 404 that does not say whether a file exists. An optional shared token
@@ -33,6 +36,8 @@ import nibabel as nib
 import numpy as np
 from fastapi import BackgroundTasks, FastAPI, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
+
+from scseg.label.loop_routes import add_loop_routes
 
 STUDIES_CONF = "scseg_studies"  # app conf key: the --studies folder, resolved
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
@@ -186,6 +191,45 @@ class BodyLimit:
         await self.app(scope, receive, send)
 
 
+def _store_label(image: str, target: Path, saved: Path, tag: str, params: str) -> dict[str, Any]:
+    """Check an uploaded label, name it after the model it belongs to, and put it in the datastore
+    (and, for a DICOM study, beside it as a DICOM SEG); see :mod:`scseg.label.saved_labels`."""
+    from scseg.label.saved_labels import (
+        SEG_FOLDER,
+        dicom_source,
+        label_info,
+        model_for_values,
+        renumber_by_name,
+        write_label_seg,
+    )
+
+    instance = _instance()
+    try:
+        info = json.loads(params) if params else {}
+    except json.JSONDecodeError:
+        raise HTTPException(422, "params must be a JSON object") from None
+    info = info if isinstance(info, dict) else {}
+    specs = {name: task.predictor.spec for name, task in instance._infers.items()}
+    if "label_info" in info:
+        known = {
+            n: v
+            for spec in specs.values()
+            for n, v in zip(spec.labels.names, spec.labels.values, strict=True)
+        }
+        renumber_by_name(saved, info.pop("label_info"), known)
+    check_label_file(saved, target, instance.label_values())
+    values = {int(v) for v in np.unique(np.asanyarray(nib.load(saved).dataobj))} - {0}
+    model = model_for_values(specs, values, info.get("model")) or next(iter(specs))
+    store = instance.datastore()
+    series = dicom_source(Path(instance.studies), image)
+    if series is not None:  # first the SEG: when it cannot be written, nothing is saved
+        write_label_seg(
+            saved, series, specs[model], Path(instance.studies) / SEG_FOLDER / tag / f"{image}.dcm"
+        )
+    label_id = store.save_label(image, str(saved), tag, label_info(specs[model], model, info))
+    return {"image": image, "label": label_id, "tag": tag, "model": model, "dicom_seg": series is not None}
+
+
 def build_app(app_dir: Path, token: str | None = None, max_upload_bytes: int = 256 << 20) -> FastAPI:
     """The FastAPI app ``scseg label serve`` runs (monailabel's settings must be set already)."""
 
@@ -254,20 +298,9 @@ def build_app(app_dir: Path, token: str | None = None, max_upload_bytes: int = 2
         target = resolve_image(image)
         saved = await _save_upload(label, uploads, max_upload_bytes)
         try:
-            instance = _instance()
-            check_label_file(saved, target, instance.label_values())
-            try:
-                info = json.loads(params) if params else {}
-            except json.JSONDecodeError:
-                raise HTTPException(422, "params must be a JSON object") from None
-            info = (
-                {k: v for k, v in info.items() if isinstance(k, str) and isinstance(v, (str, int, float))}
-                if isinstance(info, dict)
-                else {}
-            )
-            label_id = instance.datastore().save_label(image, str(saved), tag, info)
+            return _store_label(image, target, saved, tag, params)
         finally:
             saved.unlink(missing_ok=True)
-        return {"image": image, "label": label_id, "tag": tag}
 
+    add_loop_routes(app)
     return app

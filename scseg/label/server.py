@@ -91,6 +91,7 @@ def run_server(
     device: str,
     token: str | None = None,
     max_upload_mb: int = 256,
+    versions: Path | None = None,
 ) -> None:
     """Serve the scseg app with uvicorn in this process (returns when the server stops).
 
@@ -104,7 +105,7 @@ def run_server(
     import uvicorn
     from monailabel.config import settings
 
-    from scseg.label.app import DEVICE_CONF, MODELS_CONF
+    from scseg.label.app import DEVICE_CONF, MODELS_CONF, VERSIONS_CONF
     from scseg.label.gateway import STUDIES_CONF, build_app
 
     app_dir = write_app(app_dir.resolve())
@@ -122,6 +123,7 @@ def run_server(
         MODELS_CONF: json.dumps([{"name": s.name, "path": str(s.path)} for s in specs]),
         DEVICE_CONF: device,
         STUDIES_CONF: str(studies.resolve()),
+        VERSIONS_CONF: str((versions or app_dir / "versions").resolve()),
     }
     app = build_app(app_dir, token=token or None, max_upload_bytes=max_upload_mb << 20)
     uvicorn.run(app, host=host, port=port, log_level="info")

@@ -57,4 +57,3 @@ def reexec_with_tcmalloc(argv: list[str]) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, [sys.executable, "-m", "scseg", *argv[1:]], env)
-

@@ -108,7 +108,9 @@ def preprocessing_spec(
         low, high = intensity.window
         mean, std = float(intensity.mean), float(intensity.std)  # type: ignore[arg-type]
         scaled = {"b_min": (low - mean) / std, "b_max": (high - mean) / std}
-        ts.append((ScaleIntensityRanged, {"keys": "image", "a_min": low, "a_max": high, **scaled, "clip": True}))
+        ts.append(
+            (ScaleIntensityRanged, {"keys": "image", "a_min": low, "a_max": high, **scaled, "clip": True})
+        )
     if pre.crop_foreground:
         ts.append((CropForegroundd, {"keys": keys_, "source_key": "image", "allow_smaller": True}))
     ts.append((CastToTyped, {"keys": keys_, "dtype": ["float32", "uint8"][: len(keys)]}))

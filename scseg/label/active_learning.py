@@ -7,7 +7,8 @@ requested tag (``final`` by default):
 - ``random``: any, uniformly;
 - ``uncertainty``: the one the current model version is least sure of. The scoring task
   (:class:`UncertaintyScoring`, started at server start, after every new version and by
-  ``POST /scoring/uncertainty``) scores every image in the background with test-time mirroring:
+  ``POST /scoring/uncertainty``) scores every image without a ``final`` label in the background
+  with test-time mirroring:
   the mean over structures of 1 - IoU of the passes' masks (:mod:`scseg.engine.uncertainty`), a
   structure no pass finds counting as 1 (the model misses it there). A model trained without
   mirroring has one pass; its score is then 1 - the mean top-class probability over the voxels it
@@ -95,7 +96,9 @@ class UncertaintyScoring:
     def _run(self, job: _Scoring, artefact: Path) -> None:
         try:
             predictor = Predictor(artefact, device=self.device, tta=True)
-            images = sorted(self.datastore.list_images())
+            # labelled images need no score (``final``: the tag every strategy defaults to)
+            store = self.datastore
+            images = sorted(i for i in store.list_images() if "final" not in store.get_labels_by_image_id(i))
             job.total = len(images)
             for image_id in images:
                 if job.cancel.is_set():

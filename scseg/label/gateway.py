@@ -34,7 +34,7 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
-from fastapi import BackgroundTasks, FastAPI, HTTPException, Request, UploadFile
+from fastapi import BackgroundTasks, FastAPI, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from scseg.label.loop_routes import add_loop_routes
@@ -291,7 +291,7 @@ def build_app(app_dir: Path, token: str | None = None, max_upload_bytes: int = 2
 
     @app.put("/datastore/label")
     async def save_label(
-        image: str, label: UploadFile, tag: str = "final", params: str = "{}"
+        image: str, label: UploadFile, tag: str = "final", params: str = Form("{}")
     ) -> dict[str, Any]:
         if not SAFE_TAG.fullmatch(tag):
             raise HTTPException(422, "tag: letters, digits, _ and - only")

@@ -103,11 +103,17 @@ class TrainableModel:
     base_lr: float | None = None
 
 
+def _unit_hash(image_id: str) -> float:
+    return int(hashlib.sha256(image_id.encode()).hexdigest()[:12], 16) / float(1 << 48)
+
+
 def held_aside(image_ids: list[str], fraction: float) -> set[str]:
-    """The labelled images that judge a new version: the lowest hashes of their ids, so an image
-    once held aside stays held aside as more are labelled (versions are compared on stable sets)."""
-    ranked = sorted(image_ids, key=lambda i: hashlib.sha256(i.encode()).hexdigest())
-    return set(ranked[: max(1, round(fraction * len(ranked)))])
+    """The labelled images that judge a new version: the ``fraction`` (at least one, and never all)
+    whose id hashes lowest. The choice depends on the ids, not on the order they were labelled in,
+    so consecutive trainings are judged on largely the same images."""
+    ranked = sorted(image_ids, key=_unit_hash)
+    count = min(max(1, round(fraction * len(ranked))), max(1, len(ranked) - 1))
+    return set(ranked[:count])
 
 
 def _now() -> str:

@@ -94,8 +94,11 @@ class ModelVersions:
 
     def summary(self) -> dict[str, Any]:
         """What ``GET /info/`` shows: no server paths, only names and scores."""
+        accepted = [e for e in self.history["versions"] if e["version"] == self.current]
         return {
             "current": self.current,
+            # the served version's held-aside Dice: 3D Slicer shows it as the model's accuracy
+            "best_metric": accepted[0].get("dice_after") if accepted else None,
             "versions": [{k: v for k, v in e.items() if k != "path"} for e in self.history["versions"]],
         }
 

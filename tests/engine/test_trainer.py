@@ -27,7 +27,14 @@ def test_training_writes_the_run_directory_and_resume_continues(tiny_config: dic
     run = tmp_path / "run"
     result = train(config_from_dict(tiny_config), run)
     assert result.epochs == 2 and not result.stopped_by_time
-    for name in ("config.yaml", "model.yaml", "metrics.csv", "curves.png", "checkpoints/last.pt", "checkpoints/best.pt"):
+    for name in (
+        "config.yaml",
+        "model.yaml",
+        "metrics.csv",
+        "curves.png",
+        "checkpoints/last.pt",
+        "checkpoints/best.pt",
+    ):
         assert (run / name).is_file(), name
     assert any((run / "tensorboard").iterdir())
     rows = _rows(run)
@@ -37,7 +44,11 @@ def test_training_writes_the_run_directory_and_resume_continues(tiny_config: dic
     assert last["epoch"] == 2 and last["spec"]["labels"]["names"] == ["ventricle", "lesion", "rim"]
     assert {"model", "spec", "optimizer", "scheduler", "rng", "global_step"} <= set(last)
     spec = load_model(run).spec  # model.yaml: the best weights' epoch and Dice, the data fingerprint
-    assert spec.provenance.epoch in (1, 2) and set(spec.provenance.validation_dice) == {"ventricle", "lesion", "rim"}
+    assert spec.provenance.epoch in (1, 2) and set(spec.provenance.validation_dice) == {
+        "ventricle",
+        "lesion",
+        "rim",
+    }
     assert spec.provenance.data is not None and spec.provenance.data.cases == 10
     assert spec.provenance.data.train_cases == 8 and spec.provenance.data.median_spacing == [1.5, 1.5, 1.5]
 
@@ -142,3 +153,22 @@ def test_compiled_training_matches_eager_training(tiny_config: dict, tmp_path: P
     assert (compiled_vector - eager_vector).norm() < 1e-2 * eager_vector.norm()
     assert abs(compiled.best_dice - eager.best_dice) < 0.05
     assert compiled.epochs == eager.epochs
+
+
+def test_init_weights_fine_tunes_from_a_trained_model(
+    tiny_config: dict, phantom_run_3d: Path, tmp_path: Path
+) -> None:
+    """``train.init_weights`` starts from the given model's weights (here with a learning rate too
+    small to move them, so the result still equals the start), and refuses another network."""
+    start = load_model(phantom_run_3d).weights
+    tiny_config["train"].update(max_epochs=1, init_weights=str(phantom_run_3d))
+    tiny_config["optimizer"] = {"name": "adamw", "lr": 1e-12, "weight_decay": 0.0}
+    tiny_config["model"]["base_features"] = 8  # phantom_run_3d's network
+    train(config_from_dict(tiny_config), tmp_path / "tuned")
+    tuned = load_model(tmp_path / "tuned").weights
+    for name, tensor in start.items():
+        if tensor.is_floating_point() and "running" not in name:
+            torch.testing.assert_close(tuned[name], tensor, rtol=0, atol=1e-6, msg=name)
+    tiny_config["model"]["base_features"] = 6
+    with pytest.raises(RunDirError, match="init_weights.*another network"):
+        train(config_from_dict(tiny_config), tmp_path / "other")

@@ -140,3 +140,64 @@ def test_malformed_requests_get_4xx_and_the_server_stays_up(server: Server) -> N
     assert unknown_image.status_code == 404 and unknown_image.json()["detail"] == "unknown image"
     assert server.process.poll() is None
     assert httpx.get(f"{server.url}/info/").status_code == 200
+
+
+def test_a_label_saved_for_a_dicom_study_is_also_a_dicom_seg(
+    server: Server, studies: Path, shared_data: Path, tmp_path: Path
+) -> None:
+    from scseg.io.dicom_seg import read_dicom_seg
+
+    served = json.loads((studies / DATASTORE_DIR / "scseg-sources.json").read_text())
+    (image_id,) = [k for k, v in served.items() if v.endswith("series1")]
+    reference = shared_data / f"msd_hippocampus_mri/labelsTr/{DICOM_CASE}.nii.gz"
+    with reference.open("rb") as f:
+        saved = httpx.put(
+            f"{server.url}/datastore/label", params={"image": image_id}, files={"label": f}, timeout=120
+        )
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["dicom_seg"] and saved.json()["model"] == "hippo"
+    seg = studies / DATASTORE_DIR / "dicom-seg" / "final" / f"{image_id}.dcm"
+    like = nib.load(studies / DATASTORE_DIR / f"{image_id}.nii.gz")
+    decoded = read_dicom_seg(seg, like)
+    np.testing.assert_array_equal(decoded, np.asanyarray(nib.load(reference).dataobj))
+    store = json.loads((studies / DATASTORE_DIR / "datastore_v2.json").read_text())
+    assert store["objects"][image_id]["labels"]["final"]["info"]["label_names"] == {
+        "anterior": 1,
+        "posterior": 2,
+    }
+
+
+def test_a_slicer_label_is_stored_with_the_models_values(
+    server: Server, shared_data: Path, tmp_path: Path
+) -> None:
+    """3D Slicer numbers segments in its list order and names them in ``params.label_info``."""
+    case = NIFTI_CASES[1]
+    truth = nib.load(shared_data / f"msd_hippocampus_mri/labelsTr/{case}.nii.gz")
+    data = np.asanyarray(truth.dataobj)
+    swapped = np.where(data == 1, 2, np.where(data == 2, 1, 0)).astype(np.uint8)
+    upload = tmp_path / "slicer.nii.gz"
+    nib.save(nib.Nifti1Image(swapped, truth.affine), upload)
+    info = {"label_info": [{"name": "posterior", "idx": 1}, {"name": "anterior", "idx": 2}]}
+    with upload.open("rb") as f:
+        saved = httpx.put(
+            f"{server.url}/datastore/label",
+            params={"image": case, "tag": "slicer"},
+            data={"params": json.dumps(info)},
+            files={"label": f},
+            timeout=120,
+        )
+    assert saved.status_code == 200, saved.text
+    stored = httpx.get(f"{server.url}/datastore/label", params={"label": case, "tag": "slicer"})
+    path = tmp_path / "stored.nii.gz"
+    path.write_bytes(stored.content)
+    np.testing.assert_array_equal(np.asanyarray(nib.load(path).dataobj), data)
+    info["label_info"][0]["name"] = "amygdala"
+    with upload.open("rb") as f:
+        refused = httpx.put(
+            f"{server.url}/datastore/label",
+            params={"image": case, "tag": "slicer"},
+            data={"params": json.dumps(info)},
+            files={"label": f},
+            timeout=120,
+        )
+    assert refused.status_code == 422 and "amygdala" in refused.json()["detail"]

@@ -70,6 +70,11 @@ def test_every_endpoint_needs_the_token(server: Server) -> None:
     assert httpx.get(f"{server.url}/info/", headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert httpx.post(f"{server.url}/infer/m", params={"image": "phantom_002"}).status_code == 401
     assert httpx.get(f"{server.url}/datastore/", params={"output": "all"}).status_code == 401
+    assert httpx.post(f"{server.url}/activelearning/first", json={}).status_code == 401
+    assert httpx.post(f"{server.url}/train/m", json={}).status_code == 401
+    assert httpx.get(f"{server.url}/train/").status_code == 401
+    assert httpx.delete(f"{server.url}/train/").status_code == 401
+    assert httpx.get(f"{server.url}/scoring/").status_code == 401
     info = _get(server, "/info/")
     assert info.status_code == 200 and "m" in info.json()["models"]
     assert "/tmp" not in info.text and "pytest" not in info.text, "no server paths in the app info"
@@ -91,7 +96,15 @@ def test_attacks_get_4xx_and_change_nothing_outside_the_datastore(
         httpx.delete(f"{url}/datastore/image", params={"id": "phantom_002"}, headers=AUTH),
         httpx.delete(f"{url}/datastore/label", params={"id": "phantom_002", "tag": "final"}, headers=AUTH),
         httpx.post(f"{url}/scoring/dice", headers=AUTH),
-        httpx.post(f"{url}/activelearning/random", headers=AUTH),
+        httpx.post(f"{url}/activelearning/random", json={"model": str(outside / "evil_bundle")}, headers=AUTH),
+        httpx.post(f"{url}/activelearning/../../outside", json={}, headers=AUTH),
+        httpx.post(f"{url}/activelearning/first", content=b"[1, 2]", headers=AUTH),
+        httpx.post(f"{url}/activelearning/first", content=b"{" + b" " * (80 << 10) + b"}", headers=AUTH),
+        httpx.post(f"{url}/train/m", json={"tag": "../../outside"}, headers=AUTH),
+        httpx.post(f"{url}/train/m", json={"epochs": 10**9}, headers=AUTH),
+        httpx.post(f"{url}/train/m", json={}, headers=AUTH),  # no labels saved yet: nothing to train on
+        httpx.post(f"{url}/train/{outside}", json={}, headers=AUTH),
+        httpx.post(f"{url}/scoring/uncertainty", json={"model": "../m"}, headers=AUTH),
         httpx.post(f"{url}/batch/infer/m", headers=AUTH),
         httpx.post(f"{url}/session/", files={"files": ("a.nii.gz", b"x")}, headers=AUTH),
         httpx.get(f"{url}/logs/", headers=AUTH),

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from monai.networks.nets import BasicUNet
 from torch import nn
 
-from scseg.nn.nets import DenseNet, SDNet, UNet
+from scseg.nn.nets import DenseNet, ResUNet, SDNet, UNet
 
 ModelT = TypeVar("ModelT", bound=type[nn.Module])
 
@@ -47,7 +47,7 @@ def register_model(name: str, composite: bool = False, baseline: bool = False) -
     return add
 
 
-for _name, _cls in (("unet", UNet), ("sdnet", SDNet), ("densenet", DenseNet)):
+for _name, _cls in (("unet", UNet), ("sdnet", SDNet), ("densenet", DenseNet), ("resunet", ResUNet)):
     register_model(_name)(_cls)
 # MONAI's plain U-Net, the usual baseline (``features``: six widths, the last one the decoder's output)
 register_model("basicunet", baseline=True)(BasicUNet)
@@ -119,11 +119,13 @@ def create_model(
     """Build a registered architecture by name.
 
     Args:
-        name: ``unet``, ``sdnet`` or ``densenet`` (or anything added with :func:`register_model`).
+        name: ``unet``, ``sdnet``, ``densenet`` or ``resunet`` (or anything added with
+            :func:`register_model`).
         spatial_dims: 2 or 3.
         in_channels: image channels.
         out_channels: number of classes including background.
         **kwargs: architecture options, e.g. ``se="scse"``, ``se_aggregation="max"``,
+            ``se_squeeze="max"``, ``se_gate="tanh"``, ``se_integration="pre"`` (``resunet``),
             ``se_positions=("encoder", "decoder")``, ``norm="instance"``, ``features=...``.
 
     Raises:

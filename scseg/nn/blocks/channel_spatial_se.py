@@ -39,6 +39,9 @@ class ChannelSpatialSE(nn.Module):
         channels: number of input (and output) channels C.
         reduction: cSE bottleneck ratio r (paper: 2).
         aggregation: ``"max"`` (default), ``"add"``, ``"mul"`` or ``"concat"``.
+        squeeze, gate: the cSE half's descriptor and gate (:class:`ChannelSE`); the fused CPU
+            training kernels cover every gate with the average squeeze, other squeezes run the
+            memory-lean combination.
 
     Example:
         >>> import torch
@@ -48,7 +51,13 @@ class ChannelSpatialSE(nn.Module):
     """
 
     def __init__(
-        self, spatial_dims: int, channels: int, reduction: int = 2, aggregation: str = "max"
+        self,
+        spatial_dims: int,
+        channels: int,
+        reduction: int = 2,
+        aggregation: str = "max",
+        squeeze: str = "avg",
+        gate: str = "sigmoid",
     ) -> None:
         super().__init__()
         check_spatial_dims("ChannelSpatialSE", spatial_dims)
@@ -59,7 +68,7 @@ class ChannelSpatialSE(nn.Module):
         self.spatial_dims = spatial_dims
         self.channels = channels
         self.aggregation = aggregation
-        self.cse = ChannelSE(spatial_dims, channels, reduction)
+        self.cse = ChannelSE(spatial_dims, channels, reduction, squeeze, gate)
         self.sse = SpatialSE(spatial_dims, channels)
         self.fuse = (
             Conv[Conv.CONV, spatial_dims](2 * channels, channels, kernel_size=1)
@@ -72,7 +81,13 @@ class ChannelSpatialSE(nn.Module):
         if self.fuse is not None:
             channel_gate, spatial_gate = self.cse.gate(x), self.sse.gate(x)
             return self.fuse(torch.cat([x * channel_gate, x * spatial_gate], dim=1))
-        if torch.is_grad_enabled() and x.requires_grad and gate_kernels.wanted(x):
+        # the fused step squeezes by the channel mean; other squeezes take the autograd path
+        if (
+            self.cse.squeeze == "avg"
+            and torch.is_grad_enabled()
+            and x.requires_grad
+            and gate_kernels.wanted(x)
+        ):
             # training on CPU: one autograd step on the fused kernels (scseg/nn/blocks/fused_scse.py)
             return fused_scse(x, self.cse, self.sse.conv, self.aggregation)
         channel_gate, spatial_gate = self.cse.gate(x), self.sse.gate(x)

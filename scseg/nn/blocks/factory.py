@@ -13,7 +13,13 @@ SE_KINDS = ("none", "cse", "sse", "scse", "pe")
 
 
 def se_block(
-    kind: str, spatial_dims: int, channels: int, reduction: int = 2, aggregation: str = "max"
+    kind: str,
+    spatial_dims: int,
+    channels: int,
+    reduction: int = 2,
+    aggregation: str = "max",
+    squeeze: str = "avg",
+    gate: str = "sigmoid",
 ) -> nn.Module:
     """Build a squeeze & excitation block by name.
 
@@ -23,6 +29,8 @@ def se_block(
         channels: number of channels of the features it recalibrates.
         reduction: bottleneck ratio for cse / scse / pe.
         aggregation: scse aggregation, one of ``add``, ``max``, ``mul``, ``concat``.
+        squeeze: cse / scse channel descriptor, ``avg``, ``max`` or ``avgmax``.
+        gate: cse / scse excitation, ``sigmoid``, ``tanh`` or ``relu``.
 
     Returns:
         A fresh module (never shared between call sites).
@@ -38,12 +46,14 @@ def se_block(
     if key == "none":
         return nn.Identity()
     if key == "cse":
-        return ChannelSE(spatial_dims, channels, reduction)
+        return ChannelSE(spatial_dims, channels, reduction, squeeze, gate)
     if key == "sse":
         return SpatialSE(spatial_dims, channels)
     if key == "scse":
-        return ChannelSpatialSE(spatial_dims, channels, reduction, aggregation)
+        return ChannelSpatialSE(spatial_dims, channels, reduction, aggregation, squeeze, gate)
     if key == "pe":
+        if (squeeze, gate) != ("avg", "sigmoid"):
+            raise ValueError("se_squeeze / se_gate apply to cse and scse, not to pe (Project & Excite).")
         if spatial_dims != 3:
             raise ValueError(
                 f"se='pe' (Project & Excite) is defined for 3D volumes only, got spatial_dims={spatial_dims}. "

@@ -12,7 +12,7 @@ from torch.nn.modules.instancenorm import _InstanceNorm
 
 from scseg.nn.nets.layers import SEPlacement, check_net_input, check_spatial_size, max_unpool
 
-BlockFactory = Callable[[int, int], nn.Module]
+BlockFactory = Callable[[int, int, str], nn.Module]  # (in, out, position) -> block
 
 
 class SEEncoderDecoder(nn.Module):
@@ -34,7 +34,9 @@ class SEEncoderDecoder(nn.Module):
         in_channels: image channels.
         out_channels: number of classes (background included); the output is logits.
         features: widths ``f_0 .. f_depth`` (the last one is the bottleneck).
-        block: ``block(in_channels, out_channels) -> nn.Module``, the architecture's basic block.
+        block: ``block(in_channels, out_channels, position) -> nn.Module``, the architecture's basic
+            block; ``position`` (``encoder``, ``bottleneck``, ``decoder``) lets a block hold its own
+            SE block (the residual U-Net's SE integrations).
         upsample: ``"transposed"`` (U-Net) or ``"unpool"`` (SD-Net, QuickNAT).
         se: where and which SE blocks go.
     """
@@ -69,11 +71,11 @@ class SEEncoderDecoder(nn.Module):
         self.encoder_se = nn.ModuleList()
         width = in_channels
         for i in range(self.depth):
-            self.encoders.append(block(width, f[i]))
+            self.encoders.append(block(width, f[i], "encoder"))
             self.encoder_se.append(se.make("encoder", spatial_dims, f[i]))
             width = f[i]
         self.pool = Pool[Pool.MAX, spatial_dims](kernel_size=2, stride=2, return_indices=upsample == "unpool")
-        self.bottleneck = block(width, f[-1])
+        self.bottleneck = block(width, f[-1], "bottleneck")
         self.bottleneck_se = se.make("bottleneck", spatial_dims, f[-1])
 
         self.upsamplers = nn.ModuleList()
@@ -88,7 +90,7 @@ class SEEncoderDecoder(nn.Module):
             else:
                 self.upsamplers.append(nn.Identity())  # unpooling has no weights
                 up_width = f[i + 1]
-            self.decoders.append(block(up_width + f[i], f[i]))
+            self.decoders.append(block(up_width + f[i], f[i], "decoder"))
             self.decoder_se.append(se.make("decoder", spatial_dims, f[i]))
         self.head = Conv[Conv.CONV, spatial_dims](f[0], out_channels, kernel_size=1)
         self.uses_instance_norm = any(isinstance(m, _InstanceNorm) for m in self.modules())
@@ -144,12 +146,14 @@ class UnpoolingSENet(SEEncoderDecoder):
         se_reduction: int = 2,
         se_aggregation: str = "max",
         se_positions: Sequence[str] | None = None,
+        se_squeeze: str = "avg",
+        se_gate: str = "sigmoid",
         norm: str = "batch",
         dropout: float = 0.0,
     ) -> None:
         k = kernel_size if kernel_size is not None else self.default_kernel_size.get(spatial_dims, 3)
 
-        def block(cin: int, cout: int) -> nn.Module:
+        def block(cin: int, cout: int, position: str) -> nn.Module:
             return self.make_block(spatial_dims, cin, cout, k, norm, dropout)
 
         super().__init__(
@@ -159,7 +163,7 @@ class UnpoolingSENet(SEEncoderDecoder):
             [features] * (depth + 1),
             block,
             upsample="unpool",
-            se=SEPlacement.from_args(se, se_reduction, se_aggregation, se_positions),
+            se=SEPlacement.from_args(se, se_reduction, se_aggregation, se_positions, se_squeeze, se_gate),
         )
         self.kernel_size = k
 

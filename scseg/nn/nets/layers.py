@@ -12,19 +12,19 @@ from torch import nn
 
 from scseg.nn.blocks import SCSE_AGGREGATIONS, SE_KINDS, se_block
 from scseg.nn.blocks._checks import check_input
+from scseg.nn.blocks.channel_se import GATES, SQUEEZES
+from scseg.nn.blocks.norms import NORMS, norm_spec
 
 SE_POSITIONS = ("encoder", "bottleneck", "decoder")
-NORMS = ("batch", "instance")
-
-
-def norm_spec(norm: str) -> str | tuple[str, dict]:
-    """MONAI ``Norm`` factory argument for a norm name (instance norm gets learnable affine terms)."""
-    key = str(norm).lower()
-    if key == "batch":
-        return "batch"
-    if key == "instance":
-        return ("instance", {"affine": True})
-    raise ValueError(f"unknown norm {norm!r}; expected one of {NORMS}.")
+__all__ = [
+    "NORMS",
+    "SE_POSITIONS",
+    "SEPlacement",
+    "check_net_input",
+    "check_spatial_size",
+    "max_unpool",
+    "norm_spec",
+]
 
 
 @dataclass(frozen=True)
@@ -36,16 +36,24 @@ class SEPlacement:
         reduction: bottleneck ratio of cse/scse/pe.
         aggregation: scse aggregation (``max``, ``add``, ``mul``, ``concat``).
         positions: where to insert blocks, a subset of ``encoder``, ``bottleneck``, ``decoder``.
+        squeeze: cse / scse channel descriptor (``avg``, ``max``, ``avgmax``).
+        gate: cse / scse excitation (``sigmoid``, ``tanh``, ``relu``).
     """
 
     kind: str = "scse"
     reduction: int = 2
     aggregation: str = "max"
     positions: tuple[str, ...] = SE_POSITIONS
+    squeeze: str = "avg"
+    gate: str = "sigmoid"
 
     def __post_init__(self) -> None:
         if str(self.kind).lower() not in SE_KINDS:
             raise ValueError(f"se must be one of {SE_KINDS}, got {self.kind!r}.")
+        if self.squeeze not in SQUEEZES or self.gate not in GATES:
+            raise ValueError(
+                f"se_squeeze must be one of {SQUEEZES} and se_gate one of {GATES}, got {self.squeeze!r}, {self.gate!r}."
+            )
         if self.aggregation not in SCSE_AGGREGATIONS:
             raise ValueError(f"se_aggregation must be one of {SCSE_AGGREGATIONS}, got {self.aggregation!r}.")
         unknown = sorted(set(self.positions) - set(SE_POSITIONS))
@@ -54,7 +62,13 @@ class SEPlacement:
 
     @classmethod
     def from_args(
-        cls, se: str, se_reduction: int, se_aggregation: str, se_positions: Sequence[str] | str | None
+        cls,
+        se: str,
+        se_reduction: int,
+        se_aggregation: str,
+        se_positions: Sequence[str] | str | None,
+        se_squeeze: str = "avg",
+        se_gate: str = "sigmoid",
     ) -> SEPlacement:
         if se_positions is None:
             positions: tuple[str, ...] = SE_POSITIONS
@@ -62,12 +76,14 @@ class SEPlacement:
             positions = tuple(p.strip() for p in se_positions.split(",") if p.strip())
         else:
             positions = tuple(se_positions)
-        return cls(str(se).lower(), int(se_reduction), se_aggregation, positions)
+        return cls(str(se).lower(), int(se_reduction), se_aggregation, positions, se_squeeze, se_gate)
 
     def make(self, position: str, spatial_dims: int, channels: int) -> nn.Module:
         if position not in self.positions:
             return nn.Identity()
-        return se_block(self.kind, spatial_dims, channels, self.reduction, self.aggregation)
+        return se_block(
+            self.kind, spatial_dims, channels, self.reduction, self.aggregation, self.squeeze, self.gate
+        )
 
 
 def max_unpool(x: torch.Tensor, indices: torch.Tensor, output_size: Sequence[int]) -> torch.Tensor:

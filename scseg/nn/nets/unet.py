@@ -28,6 +28,9 @@ class UNet(SEEncoderDecoder):
         se_reduction: cSE bottleneck ratio.
         se_aggregation: scSE aggregation (``max``, ``add``, ``mul``, ``concat``).
         se_positions: subset of ``encoder``, ``bottleneck``, ``decoder`` (default: all).
+        se_squeeze: cSE descriptor, ``avg`` (default), ``max`` or ``avgmax`` (see
+            :class:`~scseg.nn.blocks.ChannelSE`).
+        se_gate: cSE excitation, ``sigmoid`` (default), ``tanh`` or ``relu``.
         norm: ``batch`` or ``instance``.
         dropout: dropout probability inside every conv unit.
 
@@ -49,13 +52,15 @@ class UNet(SEEncoderDecoder):
         se_reduction: int = 2,
         se_aggregation: str = "max",
         se_positions: Sequence[str] | None = None,
+        se_squeeze: str = "avg",
+        se_gate: str = "sigmoid",
         norm: str = "batch",
         dropout: float = 0.0,
     ) -> None:
         feats = tuple(features) if features is not None else tuple(base_features * 2**i for i in range(5))
         norm_arg = norm_spec(norm)
 
-        def double_conv(cin: int, cout: int) -> nn.Module:
+        def double_conv(cin: int, cout: int, position: str) -> nn.Module:
             def unit(a: int, b: int) -> Convolution:
                 return Convolution(
                     spatial_dims,
@@ -77,5 +82,5 @@ class UNet(SEEncoderDecoder):
             feats,
             double_conv,
             upsample="transposed",
-            se=SEPlacement.from_args(se, se_reduction, se_aggregation, se_positions),
+            se=SEPlacement.from_args(se, se_reduction, se_aggregation, se_positions, se_squeeze, se_gate),
         )

@@ -15,10 +15,10 @@ def test_models_prints_every_architecture_dims_and_se_kind() -> None:
     result = CliRunner().invoke(app, ["models"], terminal_width=200)
     assert result.exit_code == 0, result.output
     rows = [line for line in result.output.splitlines() if line.startswith("│")]
-    # 3 architectures x (2D: none, cse, sse, scse; 3D: those + pe)
+    # every architecture x (2D: none, cse, sse, scse; 3D: those + pe)
     assert len(rows) == len(available_models()) * (2 * len(SE_KINDS) - 1)
     for name in available_models():
-        assert sum(name in r for r in rows) == 2 * len(SE_KINDS) - 1
+        assert sum(r.split("│")[1].strip() == name for r in rows) == 2 * len(SE_KINDS) - 1
     scse_rows = [r for r in rows if "│ scse" in r]
     assert all("%" in r for r in scse_rows)
 

@@ -87,7 +87,16 @@ def test_time_limit_stops_validates_and_saves(tiny_config: dict, tmp_path: Path)
 
 @pytest.mark.parametrize(
     ("name", "se", "extra"),
-    [("sdnet", "cse", {"features": 8}), ("densenet", "sse", {"features": 8}), ("unet", "pe", {})],
+    [
+        ("sdnet", "cse", {"features": 8}),
+        ("densenet", "sse", {"features": 8}),
+        ("unet", "pe", {}),
+        (
+            "resunet",
+            "scse",
+            {"blocks_per_stage": 1, "se_integration": "pre", "block": "bottleneck", "base_features": 8},
+        ),
+    ],
 )
 def test_each_architecture_and_se_kind_trains_in_3d(
     tiny_config: dict, tmp_path: Path, name, se, extra

@@ -134,8 +134,8 @@ def test_dropout_is_configurable_and_off_in_eval() -> None:
     assert torch.equal(model(x), model(x))
 
 
-def test_registry_lists_the_three_architectures() -> None:
-    assert available_models() == ["densenet", "sdnet", "unet"]
+def test_registry_lists_the_four_architectures() -> None:
+    assert available_models() == ["densenet", "resunet", "sdnet", "unet"]
 
 
 def test_monai_basicunet_is_a_baseline_by_name_without_se() -> None:

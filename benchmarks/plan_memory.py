@@ -42,7 +42,9 @@ def main() -> None:
     print("| dims | patch | batch | features | peak step memory (MiB) | bytes / (voxel x feature) |")
     print("|---|---|---|---|---|---|")
     for case in CASES:
-        out = subprocess.run([sys.executable, "-c", CHILD, json.dumps(case)], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, json.dumps(case)], capture_output=True, text=True, check=True
+        )
         used = json.loads(out.stdout.strip().splitlines()[-1])["bytes"]
         dims, patch, batch, features, _ = case
         per = used / (batch * math.prod(patch) * features)

@@ -6,6 +6,15 @@ Run by hand (results go to docs/benchmarks.md):
     .venv/bin/python benchmarks/se_overhead.py --repeats 5                       # 3D U-Net (the target)
     .venv/bin/python benchmarks/se_overhead.py --archs unet,sdnet,densenet --dims 2,3 --repeats 3
 
+A variant is an SE kind, optionally with SE options after a colon (the design space of SE-Nets):
+``cse:squeeze=max``, ``cse:gate=tanh``, ``scse:squeeze=avgmax``, and on ``--archs resunet``
+``cse:integration=pre`` (any of standard, pre, post, identity, 3x3)::
+
+    .venv/bin/python benchmarks/se_overhead.py --archs unet --dims 2 --size-2d 160 \
+        --variants none,cse,cse:squeeze=max,cse:squeeze=avgmax,cse:gate=tanh,cse:gate=relu,scse,scse:squeeze=max
+    .venv/bin/python benchmarks/se_overhead.py --archs resunet --dims 2 --size-2d 160 \
+        --variants none,cse,cse:integration=pre,cse:integration=post,cse:integration=identity,cse:integration=3x3
+
 Each variant runs in its own subprocess so that peak RSS (ru_maxrss) belongs to that variant alone;
 variants are interleaved over rounds so machine drift hits all of them alike. ``scse-eager`` runs the
 gate combination with the eager in-place kernels instead of the compiled (inductor) ones, and
@@ -45,7 +54,8 @@ def run_variant(
     from scseg.nn.blocks.gating import combine_gates
 
     torch.set_num_threads(threads)
-    kind = variant
+    kind, _, option_text = variant.partition(":")
+    options = {f"se_{k}": v for k, v in (item.split("=", 1) for item in option_text.split(",") if item)}
     if variant == "scse-plain":
         scse_module.fused_gate_combination = combine_gates  # the naive formulation, for comparison
         kind = "scse"
@@ -55,7 +65,7 @@ def run_variant(
     torch.manual_seed(0)
     # the 3D U-Net at the widths of the anchors; the others at their defaults
     widths = {"features": (16, 32, 64, 128, 256)} if arch == "unet" else {}
-    model = create_model(arch, dims, 1, 3, se=kind, norm="instance", **widths)
+    model = create_model(arch, dims, 1, 3, se=kind, norm="instance", **widths, **options)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
     batch = 2 if dims == 3 else 8
     x = torch.randn(batch, 1, *([size] * dims))
@@ -117,6 +127,17 @@ def _table(results: dict[str, list[dict[str, float]]], variants: list[str]) -> l
     return lines
 
 
+def split_variants(text: str) -> list[str]:
+    """``none,cse:squeeze=max,gate=tanh,scse`` -> ``none``, ``cse:squeeze=max,gate=tanh``, ``scse``."""
+    variants: list[str] = []
+    for item in text.split(","):
+        if "=" in item and ":" not in item and variants:
+            variants[-1] += "," + item  # a second option of the variant before
+        else:
+            variants.append(item)
+    return variants
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -126,8 +147,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="timed steps per subprocess")
     parser.add_argument("--repeats", type=int, default=3, help="rounds over all variants")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--archs", default="unet", help="comma-separated: unet,sdnet,densenet")
+    parser.add_argument(
+        "--variants", default=",".join(VARIANTS), help="kinds, or kind:option=value (see above)"
+    )
+    parser.add_argument("--archs", default="unet", help="comma-separated: unet,sdnet,densenet,resunet")
     parser.add_argument("--dims", default="3", help="2, 3 or 2,3")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--arch", default="unet", help=argparse.SUPPRESS)
@@ -141,7 +164,7 @@ def main() -> None:
     for arch in args.archs.split(","):
         for dims in (int(d) for d in args.dims.split(",")):
             # Project & Excite is 3D only; the plain-formula variant only matters for the U-Net
-            variants = [v for v in args.variants.split(",") if not (v == "pe" and dims == 2)]
+            variants = [v for v in split_variants(args.variants) if not (v == "pe" and dims == 2)]
             results: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
             for round_ in range(args.repeats):
                 for v in variants:

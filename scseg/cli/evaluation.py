@@ -91,11 +91,26 @@ def ablate(
     archs: str = typer.Option("unet,sdnet,densenet", help="Architectures, comma-separated."),
     se: str = typer.Option("none,cse,sse,scse", help="SE kinds, comma-separated."),
     dims: str = typer.Option("3", help="2, 3 or 2,3."),
-    time_limit_minutes: float = typer.Option(..., "--time-limit-minutes", help="Training budget per cell."),
+    time_limit_minutes: float = typer.Option(None, "--time-limit-minutes", help="Training budget per cell."),
+    epochs: int = typer.Option(
+        None, "--epochs", min=1, help="Train every cell this many epochs (instead of a time limit)."
+    ),
+    seeds: str = typer.Option(
+        None, "--seeds", help="Train every cell once per seed, e.g. 0,1,2 (default: the config's seed)."
+    ),
+    vary: str = typer.Option(
+        None, "--vary", help="Sweep one option over the SE cells, e.g. model.se_reduction=2,4,8,16."
+    ),
+    results: Path = typer.Option(
+        None,
+        "--results",
+        help="Keep each finished cell as JSON here (e.g. docs/results/STUDY): re-table or resume from them.",
+    ),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     set_: list[str] = typer.Option([], "--set", help="Override a config value for every cell (repeatable)."),
 ) -> None:
-    """Train and evaluate every architecture x SE kind with one seed, split and budget; resumable."""
+    """Train and evaluate every architecture x SE kind [x seed] [x swept option] with the same split
+    and budget; resumable."""
     from scseg.evaluation.ablation import ablate as run_ablation
 
     try:
@@ -104,5 +119,12 @@ def ablate(
         raise fail(f"--dims {dims!r}: expected 2, 3 or 2,3") from None
     if not dim_values or set(dim_values) - {2, 3}:
         raise fail(f"--dims {dims!r}: expected 2, 3 or 2,3")
-    run_ablation(config, csv_list(archs), csv_list(se), dim_values, time_limit_minutes, out, device, set_)
+    try:
+        seed_values = [int(x) for x in csv_list(seeds)] if seeds else None
+    except ValueError:
+        raise fail(f"--seeds {seeds!r}: expected integers, e.g. 0,1,2") from None
+    if (time_limit_minutes is None) == (epochs is None):
+        raise fail("give --time-limit-minutes or --epochs (one of them)")
+    run_ablation(config, csv_list(archs), csv_list(se), dim_values, time_limit_minutes, out, device, set_,
+                 seed_values, epochs, vary, results)  # fmt: skip
     console.print((out / "results.md").read_text(), markup=False, highlight=False)

@@ -1,9 +1,14 @@
-"""``scseg ablate``: every architecture x SE kind (x 2D/3D) trained with one seed, split and budget,
-evaluated on the validation split, and tabulated as in Roy et al. (IEEE TMI 2019).
+"""``scseg ablate``: every architecture x SE kind (x 2D/3D) [x seed] [x a swept option] trained with
+the same split and budget, evaluated on the validation split, and tabulated as in Roy et al.
+(IEEE TMI 2019).
 
-Each cell lives in ``OUT/<dims>d_<arch>_<se>/`` (``run/`` from training, ``evaluation/`` from
-:func:`scseg.evaluation.evaluate.evaluate_model`); a cell with ``evaluation/summary.json`` is done
-and skipped when the command is run again, an interrupted one resumes its training.
+Each cell lives in ``OUT/<dims>d_<arch>_<se>[_<option>-<value>][_s<seed>]/`` (``run/`` from
+training, ``evaluation/`` from :func:`scseg.evaluation.evaluate.evaluate_model`); a cell with
+``evaluation/summary.json`` is done and skipped when the command is run again, an interrupted one
+resumes its training. With ``results_dir`` each finished cell is also kept as one JSON file there
+(e.g. ``docs/results/<study>/``): a study is then re-tabled, or resumed, from those files alone,
+without its run folders. Multi-seed or swept studies are tabled by
+:mod:`scseg.evaluation.study_tables`.
 """
 
 from __future__ import annotations
@@ -20,11 +25,12 @@ import numpy as np
 from scseg.artefact import ModelSpec, build_network, load_checkpoint, load_model
 from scseg.artefact.layout import LAST_CHECKPOINT
 from scseg.config import config_from_dict
-from scseg.config.load import read_raw_config
+from scseg.config.load import apply_overrides, read_raw_config
 from scseg.config.schema import SLICE_AXIS_INDEX
 from scseg.engine.trainer import train
 from scseg.errors import ConfigError
 from scseg.evaluation.evaluate import evaluate_model
+from scseg.evaluation.study_tables import study_markdown
 from scseg.io.atomic import write_text_atomic
 from scseg.nn.registry import shared_options
 
@@ -37,14 +43,21 @@ class Cell:
     dims: int
     arch: str
     se: str
+    seed: int | None = None  # None: the config's seed (and no suffix in the name)
+    variant: str | None = None  # one swept option, ``model.se_reduction=4``
 
     @property
     def name(self) -> str:
-        return f"{self.dims}d_{self.arch}_{self.se}"
+        name = f"{self.dims}d_{self.arch}_{self.se}"
+        if self.variant:
+            key, _, value = self.variant.partition("=")
+            name += f"_{key.rsplit('.', 1)[-1]}-{value}"
+        return name + (f"_s{self.seed}" if self.seed is not None else "")
 
 
-def cell_config(raw: dict, cell: Cell, time_limit_minutes: float) -> dict:
-    """The config of one cell: ``raw`` with the architecture, SE kind, dimensionality and budget set.
+def cell_config(raw: dict, cell: Cell, time_limit_minutes: float | None, epochs: int | None = None) -> dict:
+    """The config of one cell: ``raw`` with the architecture, SE kind, dimensionality, seed, swept
+    option and budget (a time limit, or a fixed number of epochs) set.
 
     A 2D cell from a 3D config slices along ``mode.slice_axis`` (coronal by default) with the
     patch's in-plane size; a 3D cell needs a 3D config.
@@ -69,7 +82,15 @@ def cell_config(raw: dict, cell: Cell, time_limit_minutes: float) -> dict:
         del patch[SLICE_AXIS_INDEX[mode.get("slice_axis", "coronal")]]
         mode.update(type="2d", patch_size=patch)
         mode["samples_per_volume"] = max(int(mode.get("samples_per_volume", 1)), SAMPLES_PER_VOLUME_2D)
-    raw.setdefault("train", {})["time_limit_minutes"] = time_limit_minutes
+    train = raw.setdefault("train", {})
+    if epochs is not None:  # the same epochs for every cell: validated once, at the end
+        train.update(max_epochs=epochs, time_limit_minutes=None, val_interval=epochs)
+    else:
+        train["time_limit_minutes"] = time_limit_minutes
+    if cell.seed is not None:
+        train["seed"] = cell.seed
+    if cell.variant:
+        apply_overrides(raw, [cell.variant])
     return raw
 
 
@@ -77,14 +98,17 @@ def _parameters(spec: ModelSpec) -> int:
     return sum(p.numel() for p in build_network(spec.network).parameters())
 
 
-def _case_mean_dice(per_case_csv: Path) -> dict[str, float]:
-    """Per case: the mean Dice over its structures (where defined)."""
-    per_case: dict[str, list[float]] = {}
+def _per_case(per_case_csv: Path) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Dice per case and structure (where defined), and each structure's mean reference volume."""
+    dice: dict[str, dict[str, float]] = {}
+    volumes: dict[str, list[float]] = {}
     with per_case_csv.open() as f:
         for row in csv.DictReader(f):
             if row["metric"] == "dice" and row["value"]:
-                per_case.setdefault(row["case"], []).append(float(row["value"]))
-    return {case: float(np.mean(v)) for case, v in per_case.items()}
+                dice.setdefault(row["case"], {})[row["structure"]] = float(row["value"])
+            elif row["metric"] == "volume_ref_ml" and row["value"]:
+                volumes.setdefault(row["structure"], []).append(float(row["value"]))
+    return dice, {s: float(np.mean(v)) for s, v in volumes.items()}
 
 
 def _epochs_trained(run_dir: Path) -> int | None:
@@ -94,14 +118,25 @@ def _epochs_trained(run_dir: Path) -> int | None:
 
 
 def run_cell(
-    raw: dict, base: Path, cell: Cell, out_dir: Path, time_limit_minutes: float, device: str = "auto"
+    raw: dict,
+    base: Path,
+    cell: Cell,
+    out_dir: Path,
+    time_limit_minutes: float | None,
+    device: str = "auto",
+    epochs: int | None = None,
+    results_dir: Path | None = None,
 ) -> dict:
     """Train and evaluate one cell (or load it when done); returns its result row.
 
-    ``base`` is the config's folder, against which a relative ``data.root`` is resolved.
+    ``base`` is the config's folder, against which a relative ``data.root`` is resolved. A cell
+    whose JSON is in ``results_dir`` is read from there (its run folder may be gone).
     """
+    kept = results_dir / f"{cell.name}.json" if results_dir is not None else None
+    if kept is not None and kept.is_file():
+        return json.loads(kept.read_text())
     folder = out_dir / cell.name
-    config = cell_config(raw, cell, time_limit_minutes)
+    config = cell_config(raw, cell, time_limit_minutes, epochs)
     summary_path = folder / "evaluation" / "summary.json"
     if not summary_path.is_file():
         run_dir = folder / "run"
@@ -110,12 +145,13 @@ def run_cell(
         train(cell_cfg, run_dir, resume=resume)
         evaluate_model(run_dir, cell_cfg, folder / "evaluation", split="val", device=device)
     summary = json.loads(summary_path.read_text())
-    case_means = _case_mean_dice(folder / "evaluation" / "per_case.csv")
+    case_dice, volumes = _per_case(folder / "evaluation" / "per_case.csv")
+    case_means = {case: float(np.mean(list(v.values()))) for case, v in case_dice.items()}
     spec = load_model(folder / "run").spec  # the trained cell's own artefact
     none = spec.model_copy(deep=True)
     none.network.options["se"] = "none"
     params, params_none = _parameters(spec), _parameters(none)
-    return {
+    row = {
         "cell": cell.name,
         "epochs": _epochs_trained(folder / "run"),
         "dims": cell.dims,
@@ -128,7 +164,15 @@ def run_cell(
         "per_structure_dice": {k: v["dice_mean"] for k, v in summary["per_structure"].items()},
         "parameters": params,
         "se_overhead_percent": 100.0 * (params / params_none - 1.0),
+        "seed": cell.seed,
+        "variant": cell.variant,
+        "case_structure_dice": case_dice,
+        "structure_volume_ml": volumes,
     }
+    if kept is not None:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(kept, json.dumps(row, indent=1, sort_keys=True) + "\n")
+    return row
 
 
 def _paired_table(dims: int, archs: list[str], kinds: list[str], cell: dict) -> list[str]:
@@ -208,27 +252,59 @@ def ablate(
     archs: list[str],
     kinds: list[str],
     dims: list[int],
-    time_limit_minutes: float,
+    time_limit_minutes: float | None,
     out_dir: Path,
     device: str = "auto",
     overrides: list[str] | None = None,
+    seeds: list[int] | None = None,
+    epochs: int | None = None,
+    vary: str | None = None,
+    results_dir: Path | None = None,
 ) -> list[dict]:
-    """Run (or resume) every cell, then write ``OUT/results.md`` and ``OUT/results.json``."""
+    """Run (or resume) every cell, then write ``OUT/results.md`` and ``OUT/results.json``.
+
+    Args:
+        seeds: train every cell once per seed (default: the config's seed, once).
+        epochs: train every cell this many epochs instead of ``time_limit_minutes``.
+        vary: sweep one option over the SE cells, ``model.se_reduction=2,4,8,16`` (``none`` cells
+            are trained once per seed, without it).
+        results_dir: keep each finished cell as JSON there (see the module docstring).
+    """
+    if (time_limit_minutes is None) == (epochs is None):
+        raise ConfigError("ablate: give either a time limit per cell or a number of epochs, not both")
     config_path = Path(config_path)
     raw, base = read_raw_config(config_path, overrides or []), config_path.parent
-    cells = [Cell(d, a, s) for d in dims for a in archs for s in kinds]
+    variants: list[str | None] = [None]
+    if vary:
+        key, sep, values = vary.partition("=")
+        if not sep or not key or not values:
+            raise ConfigError(f"--vary {vary!r}: expected KEY=V1,V2,... (e.g. model.se_reduction=2,4,8,16)")
+        variants = [f"{key}={v}" for v in values.split(",") if v]
+    seed_list: list[int | None] = list(seeds) if seeds else [None]
+    cells = [
+        Cell(d, a, s, seed, None if s == "none" else variant)
+        for d in dims
+        for a in archs
+        for s in kinds
+        for variant in (variants if s != "none" else [None])
+        for seed in seed_list
+    ]
     for cell in cells:  # fail fast on a bad combination (e.g. pe in 2D) before hours of training
         try:
-            config_from_dict(cell_config(raw, cell, time_limit_minutes), cell.name, base)
+            config_from_dict(cell_config(raw, cell, time_limit_minutes, epochs), cell.name, base)
         except ConfigError as err:
             raise ConfigError(f"ablation cell {cell.name}: {err}") from None
+    budget = f"{epochs} epochs" if epochs is not None else f"{time_limit_minutes:g} min"
+    study = bool(seeds) or bool(vary)
+    header = (
+        f"# Ablation: {config_path}\n\nEvery cell trained with the same split and budget ({budget})"
+        + (f", seeds {', '.join(map(str, seeds))}" if seeds else ", one seed")
+        + ", evaluated on the validation split."
+    )
     rows = []
     for cell in cells:
-        rows.append(run_cell(raw, base, cell, out_dir, time_limit_minutes, device))
-        header = (
-            f"# Ablation: {config_path}\n\nEvery cell trained with the same seed, split and budget "
-            f"({time_limit_minutes:g} min), evaluated on the validation split."
-        )
-        write_text_atomic(out_dir / "results.md", results_markdown(rows, header))
+        rows.append(run_cell(raw, base, cell, out_dir, time_limit_minutes, device, epochs, results_dir))
+        table = study_markdown(rows, header) if study else results_markdown(rows, header)
+        write_text_atomic(out_dir / "results.md", table)
         write_text_atomic(out_dir / "results.json", json.dumps(rows, indent=2))
     return rows

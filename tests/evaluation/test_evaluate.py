@@ -164,3 +164,38 @@ def test_a_label_table_with_background_is_accepted(label_folders: tuple[Path, Pa
     names.write_text("-1: nothing\n1: anterior\n")
     with pytest.raises(ConfigError, match="label values >= 0"):
         evaluate_folders(pred, ref, tmp_path / "o3", names, progress=False)
+
+
+def test_a_multi_seed_sweep_keeps_cell_json_and_tables_from_it(phantom_root: Path, tmp_path: Path) -> None:
+    """``--seeds``, ``--epochs``, ``--vary`` and ``--results``: one JSON per finished cell, paired
+    tables with intervals and size terciles, and a re-run that reads the JSON (runs deleted)."""
+    import shutil
+
+    raw = copy.deepcopy(TINY)
+    raw["data"]["root"] = str(phantom_root)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    out, kept = tmp_path / "study", tmp_path / "docs_results"
+    args = dict(device="cpu", seeds=[0, 1], epochs=1, vary="model.se_reduction=2,4", results_dir=kept)
+    rows = ablate(config, ["unet"], ["none", "cse"], [3], None, out, **args)
+    names = [r["cell"] for r in rows]
+    assert names == [
+        "3d_unet_none_s0", "3d_unet_none_s1",
+        "3d_unet_cse_se_reduction-2_s0", "3d_unet_cse_se_reduction-2_s1",
+        "3d_unet_cse_se_reduction-4_s0", "3d_unet_cse_se_reduction-4_s1",
+    ]  # fmt: skip
+    assert sorted(p.stem for p in kept.glob("*.json")) == sorted(names)
+    assert all(r["epochs"] == 1 for r in rows)
+    by_name = {r["cell"]: r for r in rows}
+    assert (
+        by_name["3d_unet_cse_se_reduction-4_s1"]["parameters"]
+        < by_name["3d_unet_cse_se_reduction-2_s1"]["parameters"]
+    )
+    assert set(by_name["3d_unet_none_s0"]["structure_volume_ml"]) == {"ventricle", "lesion", "rim"}
+    table = (out / "results.md").read_text()
+    assert "mean Dice [95 % CI] over validation subjects x seeds" in table
+    assert "| unet | cse | model.se_reduction=4 | 2 | 4 |" in table, table  # 2 subjects x 2 seeds
+    assert "by structure size" in table and "small third" in table
+    shutil.rmtree(out)
+    again = ablate(config, ["unet"], ["none", "cse"], [3], None, out, **args)
+    assert again == json.loads(json.dumps(rows)) and not (out / "3d_unet_none_s0").exists()

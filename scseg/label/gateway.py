@@ -239,6 +239,7 @@ def build_app(app_dir: Path, token: str | None = None, max_upload_bytes: int = 2
         instance.server_mode(True)
         instance.on_init_complete()
         yield
+        instance.training.shutdown()  # a training must not outlive its server (nobody would record it)
 
     app = FastAPI(
         title="scseg MONAI Label", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan

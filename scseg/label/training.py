@@ -339,6 +339,11 @@ class TrainManager:
             task.process.kill()
             return task.record()
 
+    def shutdown(self) -> None:
+        """Stop a running training when the server stops (its partial version is removed)."""
+        if self.running() is not None:
+            self.stop()
+
     def stats(self) -> dict[str, dict[str, Any]]:
         """Per model: its versions, and while it trains the epochs done (what Slicer's progress bar reads)."""
         with self._lock:

@@ -178,26 +178,23 @@ def test_a_slicer_label_is_stored_with_the_models_values(
     upload = tmp_path / "slicer.nii.gz"
     nib.save(nib.Nifti1Image(swapped, truth.affine), upload)
     info = {"label_info": [{"name": "posterior", "idx": 1}, {"name": "anterior", "idx": 2}]}
-    with upload.open("rb") as f:
-        saved = httpx.put(
-            f"{server.url}/datastore/label",
-            params={"image": case, "tag": "slicer"},
-            data={"params": json.dumps(info)},
-            files={"label": f},
-            timeout=120,
-        )
+
+    def put() -> httpx.Response:
+        with upload.open("rb") as f:
+            return httpx.put(
+                f"{server.url}/datastore/label",
+                params={"image": case, "tag": "slicer"},
+                data={"params": json.dumps(info)},
+                files={"label": f},
+                timeout=120,
+            )
+
+    saved = put()
     assert saved.status_code == 200, saved.text
     stored = httpx.get(f"{server.url}/datastore/label", params={"label": case, "tag": "slicer"})
     path = tmp_path / "stored.nii.gz"
     path.write_bytes(stored.content)
     np.testing.assert_array_equal(np.asanyarray(nib.load(path).dataobj), data)
     info["label_info"][0]["name"] = "amygdala"
-    with upload.open("rb") as f:
-        refused = httpx.put(
-            f"{server.url}/datastore/label",
-            params={"image": case, "tag": "slicer"},
-            data={"params": json.dumps(info)},
-            files={"label": f},
-            timeout=120,
-        )
+    refused = put()
     assert refused.status_code == 422 and "amygdala" in refused.json()["detail"]

@@ -42,6 +42,7 @@ class ChannelSpatialSE(nn.Module):
         squeeze, gate: the cSE half's descriptor and gate (:class:`ChannelSE`); the fused CPU
             training kernels cover every gate with the average squeeze, other squeezes run the
             memory-lean combination.
+        sse_init: the sSE half's initialisation, ``default`` or ``open`` (:class:`SpatialSE`).
 
     Example:
         >>> import torch
@@ -58,6 +59,7 @@ class ChannelSpatialSE(nn.Module):
         aggregation: str = "max",
         squeeze: str = "avg",
         gate: str = "sigmoid",
+        sse_init: str = "default",
     ) -> None:
         super().__init__()
         check_spatial_dims("ChannelSpatialSE", spatial_dims)
@@ -69,7 +71,7 @@ class ChannelSpatialSE(nn.Module):
         self.channels = channels
         self.aggregation = aggregation
         self.cse = ChannelSE(spatial_dims, channels, reduction, squeeze, gate)
-        self.sse = SpatialSE(spatial_dims, channels)
+        self.sse = SpatialSE(spatial_dims, channels, sse_init)
         self.fuse = (
             Conv[Conv.CONV, spatial_dims](2 * channels, channels, kernel_size=1)
             if aggregation == "concat"

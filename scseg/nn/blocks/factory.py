@@ -20,6 +20,7 @@ def se_block(
     aggregation: str = "max",
     squeeze: str = "avg",
     gate: str = "sigmoid",
+    sse_init: str = "default",
 ) -> nn.Module:
     """Build a squeeze & excitation block by name.
 
@@ -31,6 +32,8 @@ def se_block(
         aggregation: scse aggregation, one of ``add``, ``max``, ``mul``, ``concat``.
         squeeze: cse / scse channel descriptor, ``avg``, ``max`` or ``avgmax``.
         gate: cse / scse excitation, ``sigmoid``, ``tanh`` or ``relu``.
+        sse_init: sse / scse spatial gate initialisation, ``default`` or ``open`` (gates start at
+            0.98, see :class:`SpatialSE`).
 
     Returns:
         A fresh module (never shared between call sites).
@@ -48,12 +51,14 @@ def se_block(
     if key == "cse":
         return ChannelSE(spatial_dims, channels, reduction, squeeze, gate)
     if key == "sse":
-        return SpatialSE(spatial_dims, channels)
+        return SpatialSE(spatial_dims, channels, sse_init)
     if key == "scse":
-        return ChannelSpatialSE(spatial_dims, channels, reduction, aggregation, squeeze, gate)
+        return ChannelSpatialSE(spatial_dims, channels, reduction, aggregation, squeeze, gate, sse_init)
     if key == "pe":
-        if (squeeze, gate) != ("avg", "sigmoid"):
-            raise ValueError("se_squeeze / se_gate apply to cse and scse, not to pe (Project & Excite).")
+        if (squeeze, gate, sse_init) != ("avg", "sigmoid", "default"):
+            raise ValueError(
+                "se_squeeze / se_gate / se_sse_init apply to cse, sse and scse, not to pe (Project & Excite)."
+            )
         if spatial_dims != 3:
             raise ValueError(
                 f"se='pe' (Project & Excite) is defined for 3D volumes only, got spatial_dims={spatial_dims}. "

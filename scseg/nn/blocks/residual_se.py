@@ -39,7 +39,8 @@ class SEResidualBlock(nn.Module):
         integration: one of :data:`INTEGRATIONS`.
         stride: stride of the first 3x3 convolution (and of the projection shortcut).
         norm: ``batch`` or ``instance``.
-        reduction, aggregation, squeeze, gate: the SE block's options.
+        reduction, aggregation, squeeze, gate, sse_init: the SE block's options
+            (:func:`~scseg.nn.blocks.se_block`).
 
     Example:
         >>> import torch
@@ -62,6 +63,7 @@ class SEResidualBlock(nn.Module):
         aggregation: str = "max",
         squeeze: str = "avg",
         gate: str = "sigmoid",
+        sse_init: str = "default",
     ) -> None:
         super().__init__()
         check_spatial_dims("SEResidualBlock", spatial_dims)
@@ -81,7 +83,7 @@ class SEResidualBlock(nn.Module):
             )  # fmt: skip
 
         def recalibration(channels: int) -> nn.Module:
-            return se_block(se, spatial_dims, channels, reduction, aggregation, squeeze, gate)
+            return se_block(se, spatial_dims, channels, reduction, aggregation, squeeze, gate, sse_init)
 
         if block == "basic":
             layers = [

@@ -8,6 +8,9 @@ from torch import nn
 
 from scseg.nn.blocks._checks import check_input, check_spatial_dims
 
+SSE_INITS = ("default", "open")
+OPEN_GATE_BIAS = 4.0  # sigmoid(4) = 0.982: every gate starts open
+
 
 def spatial_logits(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """The 1x1 convolution of ``x`` (N, C, *spatial) to one map (N, 1, *spatial), before the sigmoid.
@@ -39,6 +42,11 @@ class SpatialSE(nn.Module):
     Args:
         spatial_dims: number of spatial dimensions (1, 2 or 3).
         channels: number of input (and output) channels C.
+        init: ``"default"``: PyTorch's initialisation of the 1x1 convolution, as in the paper;
+            ``"open"``: weight 0 and bias +4, so every gate starts at 0.98 and the block starts as
+            (almost) the identity. With a high learning rate the default can close gates for good:
+            a gate near 0 passes almost no gradient to its voxel's features or to itself, so those
+            voxels stay dark (docs/results.md, "The sSE collapse": the 2D DenseNet at AdamW 3e-3).
 
     Example:
         >>> import torch
@@ -47,14 +55,20 @@ class SpatialSE(nn.Module):
         torch.Size([1, 8, 33, 35])
     """
 
-    def __init__(self, spatial_dims: int, channels: int) -> None:
+    def __init__(self, spatial_dims: int, channels: int, init: str = "default") -> None:
         super().__init__()
         check_spatial_dims("SpatialSE", spatial_dims)
         if channels < 1:
             raise ValueError(f"SpatialSE: channels must be a positive integer, got {channels}.")
+        if init not in SSE_INITS:
+            raise ValueError(f"SpatialSE: init must be one of {SSE_INITS}, got {init!r}.")
         self.spatial_dims = spatial_dims
         self.channels = channels
+        self.init = init
         self.conv = Conv[Conv.CONV, spatial_dims](channels, 1, kernel_size=1)
+        if init == "open":
+            nn.init.zeros_(self.conv.weight)
+            nn.init.constant_(self.conv.bias, OPEN_GATE_BIAS)
 
     def gate(self, x: torch.Tensor) -> torch.Tensor:
         """The spatial gate :math:`g_v`, shaped (N, 1, *spatial) so that it broadcasts against ``x``."""

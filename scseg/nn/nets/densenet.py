@@ -66,7 +66,7 @@ class DenseNet(UnpoolingSENet):
         features: filters in every dense block (paper: 64).
         depth: number of encoder (and decoder) stages.
         kernel_size: default 5 in 2D (paper) and 3 in 3D.
-        se, se_reduction, se_aggregation, se_positions, se_squeeze, se_gate: see
+        se, se_reduction, se_aggregation, se_positions, se_squeeze, se_gate, se_sse_init: see
             :class:`~scseg.nn.nets.unet.UNet`.
         norm: ``batch`` or ``instance``.
         dropout: dropout probability after each dense block.

@@ -148,6 +148,7 @@ class UnpoolingSENet(SEEncoderDecoder):
         se_positions: Sequence[str] | None = None,
         se_squeeze: str = "avg",
         se_gate: str = "sigmoid",
+        se_sse_init: str = "default",
         norm: str = "batch",
         dropout: float = 0.0,
     ) -> None:
@@ -163,7 +164,9 @@ class UnpoolingSENet(SEEncoderDecoder):
             [features] * (depth + 1),
             block,
             upsample="unpool",
-            se=SEPlacement.from_args(se, se_reduction, se_aggregation, se_positions, se_squeeze, se_gate),
+            se=SEPlacement.from_args(
+                se, se_reduction, se_aggregation, se_positions, se_squeeze, se_gate, se_sse_init
+            ),
         )
         self.kernel_size = k
 

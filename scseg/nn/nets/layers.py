@@ -14,6 +14,7 @@ from scseg.nn.blocks import SCSE_AGGREGATIONS, SE_KINDS, se_block
 from scseg.nn.blocks._checks import check_input
 from scseg.nn.blocks.channel_se import GATES, SQUEEZES
 from scseg.nn.blocks.norms import NORMS, norm_spec
+from scseg.nn.blocks.spatial_se import SSE_INITS
 
 SE_POSITIONS = ("encoder", "bottleneck", "decoder")
 __all__ = [
@@ -38,6 +39,7 @@ class SEPlacement:
         positions: where to insert blocks, a subset of ``encoder``, ``bottleneck``, ``decoder``.
         squeeze: cse / scse channel descriptor (``avg``, ``max``, ``avgmax``).
         gate: cse / scse excitation (``sigmoid``, ``tanh``, ``relu``).
+        sse_init: sse / scse spatial gate initialisation (``default``, ``open``).
     """
 
     kind: str = "scse"
@@ -46,6 +48,7 @@ class SEPlacement:
     positions: tuple[str, ...] = SE_POSITIONS
     squeeze: str = "avg"
     gate: str = "sigmoid"
+    sse_init: str = "default"
 
     def __post_init__(self) -> None:
         if str(self.kind).lower() not in SE_KINDS:
@@ -54,6 +57,8 @@ class SEPlacement:
             raise ValueError(
                 f"se_squeeze must be one of {SQUEEZES} and se_gate one of {GATES}, got {self.squeeze!r}, {self.gate!r}."
             )
+        if self.sse_init not in SSE_INITS:
+            raise ValueError(f"se_sse_init must be one of {SSE_INITS}, got {self.sse_init!r}.")
         if self.aggregation not in SCSE_AGGREGATIONS:
             raise ValueError(f"se_aggregation must be one of {SCSE_AGGREGATIONS}, got {self.aggregation!r}.")
         unknown = sorted(set(self.positions) - set(SE_POSITIONS))
@@ -69,6 +74,7 @@ class SEPlacement:
         se_positions: Sequence[str] | str | None,
         se_squeeze: str = "avg",
         se_gate: str = "sigmoid",
+        se_sse_init: str = "default",
     ) -> SEPlacement:
         if se_positions is None:
             positions: tuple[str, ...] = SE_POSITIONS
@@ -76,13 +82,22 @@ class SEPlacement:
             positions = tuple(p.strip() for p in se_positions.split(",") if p.strip())
         else:
             positions = tuple(se_positions)
-        return cls(str(se).lower(), int(se_reduction), se_aggregation, positions, se_squeeze, se_gate)
+        return cls(
+            str(se).lower(), int(se_reduction), se_aggregation, positions, se_squeeze, se_gate, se_sse_init
+        )
 
     def make(self, position: str, spatial_dims: int, channels: int) -> nn.Module:
         if position not in self.positions:
             return nn.Identity()
         return se_block(
-            self.kind, spatial_dims, channels, self.reduction, self.aggregation, self.squeeze, self.gate
+            self.kind,
+            spatial_dims,
+            channels,
+            self.reduction,
+            self.aggregation,
+            self.squeeze,
+            self.gate,
+            self.sse_init,
         )
 
 

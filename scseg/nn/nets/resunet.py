@@ -36,7 +36,7 @@ class ResUNet(SEEncoderDecoder):
         block: ``basic`` or ``bottleneck``.
         se: ``none``, ``cse``, ``sse``, ``scse`` or ``pe`` (3D).
         se_integration: ``standard``, ``pre``, ``post``, ``identity`` or ``3x3``.
-        se_reduction, se_aggregation, se_squeeze, se_gate, se_positions: see
+        se_reduction, se_aggregation, se_squeeze, se_gate, se_sse_init, se_positions: see
             :class:`~scseg.nn.nets.unet.UNet`.
         norm: ``batch`` or ``instance``.
 
@@ -63,13 +63,16 @@ class ResUNet(SEEncoderDecoder):
         se_positions: Sequence[str] | None = None,
         se_squeeze: str = "avg",
         se_gate: str = "sigmoid",
+        se_sse_init: str = "default",
         norm: str = "instance",
     ) -> None:
         if blocks_per_stage < 1:
             raise ValueError(f"ResUNet: blocks_per_stage must be at least 1, got {blocks_per_stage}.")
         feats = tuple(features) if features is not None else tuple(base_features * 2**i for i in range(5))
         # validated like every network's SE options; the blocks below hold the SE modules
-        placement = SEPlacement.from_args(se, se_reduction, se_aggregation, se_positions, se_squeeze, se_gate)
+        placement = SEPlacement.from_args(
+            se, se_reduction, se_aggregation, se_positions, se_squeeze, se_gate, se_sse_init
+        )
 
         stem_built = False
 
@@ -106,6 +109,7 @@ class ResUNet(SEEncoderDecoder):
                         aggregation=se_aggregation,
                         squeeze=se_squeeze,
                         gate=se_gate,
+                        sse_init=se_sse_init,
                     )
                     for i in range(blocks_per_stage)
                 ],

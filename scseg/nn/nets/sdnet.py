@@ -25,7 +25,7 @@ class SDNet(UnpoolingSENet):
         depth: number of encoder (and decoder) stages.
         kernel_size: convolution size; default 7 in 2D (paper) and 3 in 3D (7^3 kernels are
             impractically slow and large).
-        se, se_reduction, se_aggregation, se_positions, se_squeeze, se_gate: see
+        se, se_reduction, se_aggregation, se_positions, se_squeeze, se_gate, se_sse_init: see
             :class:`~scseg.nn.nets.unet.UNet`.
         norm: ``batch`` or ``instance``.
         dropout: dropout probability after each convolution.

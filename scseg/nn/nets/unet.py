@@ -31,6 +31,8 @@ class UNet(SEEncoderDecoder):
         se_squeeze: cSE descriptor, ``avg`` (default), ``max`` or ``avgmax`` (see
             :class:`~scseg.nn.blocks.ChannelSE`).
         se_gate: cSE excitation, ``sigmoid`` (default), ``tanh`` or ``relu``.
+        se_sse_init: sSE gate initialisation, ``default`` (PyTorch's, as the paper) or ``open``
+            (every gate starts at 0.98; see :class:`~scseg.nn.blocks.SpatialSE`).
         norm: ``batch`` or ``instance``.
         dropout: dropout probability inside every conv unit.
 
@@ -54,6 +56,7 @@ class UNet(SEEncoderDecoder):
         se_positions: Sequence[str] | None = None,
         se_squeeze: str = "avg",
         se_gate: str = "sigmoid",
+        se_sse_init: str = "default",
         norm: str = "batch",
         dropout: float = 0.0,
     ) -> None:
@@ -82,5 +85,7 @@ class UNet(SEEncoderDecoder):
             feats,
             double_conv,
             upsample="transposed",
-            se=SEPlacement.from_args(se, se_reduction, se_aggregation, se_positions, se_squeeze, se_gate),
+            se=SEPlacement.from_args(
+                se, se_reduction, se_aggregation, se_positions, se_squeeze, se_gate, se_sse_init
+            ),
         )

@@ -39,8 +39,8 @@ STRATEGIES = {
 }
 
 
-def image_score(predictor: Predictor, prediction: Prediction) -> float:
-    """How unsure ``predictor`` was of ``prediction`` (0: sure, up to 1); see the module docstring."""
+def image_score(prediction: Prediction) -> float:
+    """How unsure the model was of ``prediction`` (0: sure, up to 1); see the module docstring."""
     if prediction.uncertainty:
         values = [1.0 if math.isnan(s.uncertainty) else s.uncertainty for s in prediction.uncertainty]
         return float(np.mean(values))
@@ -107,7 +107,7 @@ class UncertaintyScoring:
                 try:
                     volume = read_volume(self.image_path(image_id))
                     prediction = predictor.predict(volume, probabilities=predictor.passes == 1)
-                    job.scores[image_id] = image_score(predictor, prediction)
+                    job.scores[image_id] = image_score(prediction)
                 except HTTPException as err:  # an image that cannot be segmented is skipped
                     job.errors[image_id] = str(err.detail)
             else:

@@ -77,15 +77,15 @@ def test_image_score_from_passes_and_from_one_pass_probabilities() -> None:
         StructureUncertainty("a", 1, 0.2, 0.1),
         StructureUncertainty("b", 2, float("nan"), float("nan")),
     ]
-    assert image_score(None, _prediction(labels, scores=scores)) == pytest.approx(0.6), (
+    assert image_score(_prediction(labels, scores=scores)) == pytest.approx(0.6), (
         "a missed structure counts 1"
     )
     probabilities = np.zeros((4, 4, 4, 2), np.float32)
     probabilities[..., 0] = 1.0
-    assert image_score(None, _prediction(labels, probabilities)) == 1.0, "nothing found: least sure"
+    assert image_score(_prediction(labels, probabilities)) == 1.0, "nothing found: least sure"
     labels[:2] = 1
     probabilities[:2, ..., 0], probabilities[:2, ..., 1] = 0.2, 0.8
-    assert image_score(None, _prediction(labels, probabilities)) == pytest.approx(0.2)
+    assert image_score(_prediction(labels, probabilities)) == pytest.approx(0.2)
 
 
 def test_a_slicer_label_is_renumbered_to_the_models_values_by_name(tmp_path: Path) -> None:

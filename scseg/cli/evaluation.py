@@ -106,6 +106,15 @@ def ablate(
         "--results",
         help="Keep each finished cell as JSON here (e.g. docs/results/STUDY): re-table or resume from them.",
     ),
+    table_only: bool = typer.Option(
+        False, "--table-only", help="Train nothing: table the finished cells, name the others."
+    ),
+    into: Path = typer.Option(
+        None,
+        "--into",
+        help="Also put the tables into this Markdown file, between '<!-- scseg ablate tables: NAME -->' and "
+        "'<!-- scseg ablate tables end: NAME -->' (NAME: the --results folder's name, else --out's).",
+    ),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     set_: list[str] = typer.Option([], "--set", help="Override a config value for every cell (repeatable)."),
 ) -> None:
@@ -126,5 +135,5 @@ def ablate(
     if (time_limit_minutes is None) == (epochs is None):
         raise fail("give --time-limit-minutes or --epochs (one of them)")
     run_ablation(config, csv_list(archs), csv_list(se), dim_values, time_limit_minutes, out, device, set_,
-                 seed_values, epochs, vary, results)  # fmt: skip
+                 seed_values, epochs, vary, results, table_only, into)  # fmt: skip
     console.print((out / "results.md").read_text(), markup=False, highlight=False)

@@ -30,7 +30,7 @@ from scseg.config.schema import SLICE_AXIS_INDEX
 from scseg.engine.trainer import train
 from scseg.errors import ConfigError
 from scseg.evaluation.evaluate import evaluate_model
-from scseg.evaluation.study_tables import study_markdown
+from scseg.evaluation.study_tables import splice_tables, study_markdown
 from scseg.io.atomic import write_text_atomic
 from scseg.nn.registry import shared_options
 
@@ -111,10 +111,15 @@ def _per_case(per_case_csv: Path) -> tuple[dict[str, dict[str, float]], dict[str
     return dice, {s: float(np.mean(v)) for s, v in volumes.items()}
 
 
-def _epochs_trained(run_dir: Path) -> int | None:
-    """The last checkpoint's epoch: how far the budget got this cell."""
+def _training_record(run_dir: Path) -> tuple[int | None, float | None]:
+    """The last checkpoint's epoch and training minutes: how far the budget got this cell, and at
+    what cost (summed over resumes; what equal-wall-clock readings compare)."""
     last = run_dir / LAST_CHECKPOINT
-    return load_checkpoint(last).epoch if last.is_file() else None
+    if not last.is_file():
+        return None, None
+    checkpoint = load_checkpoint(last)
+    minutes = checkpoint.training.elapsed_s / 60 if checkpoint.training is not None else None
+    return checkpoint.epoch, minutes
 
 
 def run_cell(
@@ -151,9 +156,11 @@ def run_cell(
     none = spec.model_copy(deep=True)
     none.network.options["se"] = "none"
     params, params_none = _parameters(spec), _parameters(none)
+    epochs_trained, train_minutes = _training_record(folder / "run")
     row = {
         "cell": cell.name,
-        "epochs": _epochs_trained(folder / "run"),
+        "epochs": epochs_trained,
+        "train_minutes": train_minutes,
         "dims": cell.dims,
         "arch": cell.arch,
         "se": cell.se,
@@ -260,6 +267,8 @@ def ablate(
     epochs: int | None = None,
     vary: str | None = None,
     results_dir: Path | None = None,
+    table_only: bool = False,
+    into: Path | None = None,
 ) -> list[dict]:
     """Run (or resume) every cell, then write ``OUT/results.md`` and ``OUT/results.json``.
 
@@ -269,6 +278,10 @@ def ablate(
         vary: sweep one option over the SE cells, ``model.se_reduction=2,4,8,16`` (``none`` cells
             are trained once per seed, without it).
         results_dir: keep each finished cell as JSON there (see the module docstring).
+        table_only: train nothing: table the finished cells and name the others.
+        into: also put the tables into this Markdown write-up, between the markers of
+            :func:`~scseg.evaluation.study_tables.table_markers` (keyed by the results folder's
+            name, else ``out_dir``'s).
     """
     if (time_limit_minutes is None) == (epochs is None):
         raise ConfigError("ablate: give either a time limit per cell or a number of epochs, not both")
@@ -301,10 +314,27 @@ def ablate(
         + (f", seeds {', '.join(map(str, seeds))}" if seeds else ", one seed")
         + ", evaluated on the validation split."
     )
-    rows = []
-    for cell in cells:
-        rows.append(run_cell(raw, base, cell, out_dir, time_limit_minutes, device, epochs, results_dir))
+    if table_only:
+        missing = [c.name for c in cells if not _finished(c, out_dir, results_dir)]
+        header += f"\n\n{len(cells) - len(missing)} of {len(cells)} cells finished" + (
+            f"; not yet run: {', '.join(missing)}." if missing else "."
+        )
+        cells = [c for c in cells if c.name not in missing]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows: list[dict] = []
+    table = header
+    for cell in [None, *cells]:  # None: the tables exist even before (or without) a first cell
+        if cell is not None:
+            rows.append(run_cell(raw, base, cell, out_dir, time_limit_minutes, device, epochs, results_dir))
         table = study_markdown(rows, header) if study else results_markdown(rows, header)
         write_text_atomic(out_dir / "results.md", table)
         write_text_atomic(out_dir / "results.json", json.dumps(rows, indent=2))
+    if into is not None:
+        splice_tables(into, table, (results_dir or out_dir).name)
     return rows
+
+
+def _finished(cell: Cell, out_dir: Path, results_dir: Path | None) -> bool:
+    """Whether ``cell`` has its result: kept JSON, or an evaluated run folder."""
+    kept = results_dir is not None and (results_dir / f"{cell.name}.json").is_file()
+    return kept or (out_dir / cell.name / "evaluation" / "summary.json").is_file()

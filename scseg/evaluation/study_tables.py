@@ -7,7 +7,11 @@ Every statement is paired and over subjects x seeds, as the SE papers' claims ne
 - the paired change against the same architecture without SE (``none``), pairing each subject
   and seed: mean and 95 % interval;
 - that change by structure size: the structures' mean reference volume (over the ``none`` cells)
-  cut into small / medium / large terciles, where Roy et al. found SE's gains largest.
+  cut into small / medium / large terciles, where Roy et al. found SE's gains largest;
+- each group's mean training minutes per cell, for equal-wall-clock readings.
+
+:func:`splice_tables` puts the tables into a write-up (``docs/results.md``) between two markers, so
+the write-up's numbers are generated from the JSON while its prose stays hand-written.
 """
 
 from __future__ import annotations
@@ -15,8 +19,12 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
+
+from scseg.errors import ConfigError
+from scseg.io.atomic import write_text_atomic
 
 Z95 = 1.96
 TERCILES = ("small", "medium", "large")
@@ -78,9 +86,10 @@ def study_markdown(rows: list[dict], header: str) -> str:
         keys = [k for k in groups if k[0] == dims]
         lines += [f"## {dims}D: mean Dice [95 % CI] over validation subjects x seeds", ""]
         lines += [
-            "| architecture | SE | variant | seeds | subjects x seeds | mean Dice | Δ vs none (paired, ± 95 %) |"
+            "| architecture | SE | variant | seeds | subjects x seeds | mean Dice | Δ vs none (paired, ± 95 %)"
+            " | train min / cell |"
         ]
-        lines += ["|---|---|---|---|---|---|---|"]
+        lines += ["|---|---|---|---|---|---|---|---|"]
         tercile_lines = []
         for key in keys:
             _, arch, se, variant = key
@@ -105,8 +114,10 @@ def study_markdown(rows: list[dict], header: str) -> str:
                     + " | ".join(_signed_interval(by_tercile[t]) for t in TERCILES)
                     + " |"
                 )
+            minutes = [r["train_minutes"] for r in groups[key] if r.get("train_minutes") is not None]
             lines.append(
-                f"| {arch} | {se} | {variant or '-'} | {len(seeds)} | {len(means)} | {_interval(means)} | {delta} |"
+                f"| {arch} | {se} | {variant or '-'} | {len(seeds)} | {len(means)} | {_interval(means)} | {delta}"
+                f" | {f'{np.mean(minutes):.1f}' if minutes else '-'} |"
             )
         if tercile_lines:
             lines += [
@@ -118,3 +129,40 @@ def study_markdown(rows: list[dict], header: str) -> str:
             lines += ["|---|---|---|---|---|---|", *tercile_lines]
         lines.append("")
     return "\n".join(lines)
+
+
+def table_markers(key: str) -> tuple[str, str]:
+    """The lines that delimit study ``key``'s generated tables in a Markdown write-up."""
+    return f"<!-- scseg ablate tables: {key} -->", f"<!-- scseg ablate tables end: {key} -->"
+
+
+def splice_tables(document: Path, tables: str, key: str) -> None:
+    """Replace what lies between study ``key``'s markers in ``document`` with ``tables`` (its title
+    dropped and every heading one level down, to sit under the write-up's own section).
+
+    Raises:
+        ConfigError: the document or one of its two marker lines is missing.
+    """
+    document = Path(document)
+    begin, end = table_markers(key)
+    if not document.is_file():
+        raise ConfigError(f"--into {document}: no such file; expected a Markdown write-up with the lines "
+                          f"{begin!r} and {end!r} around the place for the tables")  # fmt: skip
+    lines = document.read_text(encoding="utf-8").split("\n")
+    try:
+        first = lines.index(begin)
+        last = lines.index(end, first)
+    except ValueError:
+        raise ConfigError(
+            f"--into {document}: the lines {begin!r} and {end!r} (in that order) mark where study {key!r}'s "
+            "tables go; add them to the document"
+        ) from None
+    body = tables.split("\n")
+    if body and body[0].startswith("# "):
+        body = body[1:]
+    body = ["#" + line if line.startswith("#") else line for line in body]
+    while body and not body[0].strip():
+        body = body[1:]
+    while body and not body[-1].strip():
+        body = body[:-1]
+    write_text_atomic(document, "\n".join([*lines[: first + 1], "", *body, "", *lines[last:]]))

@@ -19,6 +19,7 @@ from scseg.evaluation.ablation import Cell, ablate, cell_config
 from scseg.evaluation.evaluate import evaluate_folders, evaluate_model
 from scseg.evaluation.metrics import StructureScore
 from scseg.evaluation.report import summarise, summary_markdown
+from scseg.evaluation.study_tables import table_markers
 from tests.conftest import TINY
 
 
@@ -196,6 +197,24 @@ def test_a_multi_seed_sweep_keeps_cell_json_and_tables_from_it(phantom_root: Pat
     assert "mean Dice [95 % CI] over validation subjects x seeds" in table
     assert "| unet | cse | model.se_reduction=4 | 2 | 4 |" in table, table  # 2 subjects x 2 seeds
     assert "by structure size" in table and "small third" in table
+    assert all(r["train_minutes"] > 0 for r in rows) and "train min / cell" in table
     shutil.rmtree(out)
     again = ablate(config, ["unet"], ["none", "cse"], [3], None, out, **args)
     assert again == json.loads(json.dumps(rows)) and not (out / "3d_unet_none_s0").exists()
+
+    # --table-only trains nothing, names the unfinished cells; --into splices the tables into a
+    # write-up between its markers and keeps the prose around them.
+    write_up = tmp_path / "results.md"
+    begin, end = table_markers("docs_results")
+    write_up.write_text(f"# Study\n\nProse before.\n\n{begin}\nold table\n{end}\n\nProse after.\n")
+    more = dict(args, seeds=[0, 1, 2], table_only=True, into=write_up)
+    tabled = ablate(config, ["unet"], ["none", "cse"], [3], None, out, **more)
+    assert tabled == again and not (out / "3d_unet_none_s2").exists()
+    text = write_up.read_text()
+    assert "6 of 9 cells finished; not yet run: 3d_unet_none_s2," in text
+    assert "old table" not in text and text.startswith("# Study\n\nProse before.") and "Prose after." in text
+    assert "\n### 3D: mean Dice [95 % CI]" in text and "# Ablation" not in text
+    write_up.write_text("# Study without markers\n")
+    with pytest.raises(ConfigError, match="mark where study 'docs_results'"):
+        ablate(config, ["unet"], ["none", "cse"], [3], None, out, **more)
+    assert write_up.read_text() == "# Study without markers\n"

@@ -113,7 +113,8 @@ def ablate(
         None,
         "--into",
         help="Also put the tables into this Markdown file, between '<!-- scseg ablate tables: NAME -->' and "
-        "'<!-- scseg ablate tables end: NAME -->' (NAME: the --results folder's name, else --out's).",
+        "'<!-- scseg ablate tables end: NAME -->' (NAME: the --results folder's name, else --out's, then "
+        "', vary KEY' for a sweep).",
     ),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     set_: list[str] = typer.Option([], "--set", help="Override a config value for every cell (repeatable)."),

@@ -35,6 +35,7 @@ from scseg.io.atomic import write_text_atomic
 from scseg.nn.registry import shared_options
 
 STRUCTURAL_KEYS = ("name", "spatial_dims", "in_channels")
+MISSING_NAMED = 6  # --table-only names this many unfinished cells, then counts the rest
 SAMPLES_PER_VOLUME_2D = 8  # 2D cells derived from a 3D config draw this many slices per volume
 
 
@@ -280,8 +281,8 @@ def ablate(
         results_dir: keep each finished cell as JSON there (see the module docstring).
         table_only: train nothing: table the finished cells and name the others.
         into: also put the tables into this Markdown write-up, between the markers of
-            :func:`~scseg.evaluation.study_tables.table_markers` (keyed by the results folder's
-            name, else ``out_dir``'s).
+            :func:`~scseg.evaluation.study_tables.table_markers`, keyed by the results folder's
+            name (else ``out_dir``'s) and the swept option: ``study``, ``study, vary model.se_reduction``.
     """
     if (time_limit_minutes is None) == (epochs is None):
         raise ConfigError("ablate: give either a time limit per cell or a number of epochs, not both")
@@ -316,8 +317,11 @@ def ablate(
     )
     if table_only:
         missing = [c.name for c in cells if not _finished(c, out_dir, results_dir)]
+        shown = ", ".join(missing[:MISSING_NAMED]) + (
+            f" and {len(missing) - MISSING_NAMED} more" if len(missing) > MISSING_NAMED else ""
+        )
         header += f"\n\n{len(cells) - len(missing)} of {len(cells)} cells finished" + (
-            f"; not yet run: {', '.join(missing)}." if missing else "."
+            f"; not yet run: {shown}." if missing else "."
         )
         cells = [c for c in cells if c.name not in missing]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -329,8 +333,10 @@ def ablate(
         table = study_markdown(rows, header) if study else results_markdown(rows, header)
         write_text_atomic(out_dir / "results.md", table)
         write_text_atomic(out_dir / "results.json", json.dumps(rows, indent=2))
-    if into is not None:
-        splice_tables(into, table, (results_dir or out_dir).name)
+    if into is not None:  # one block per results folder and swept option
+        splice_tables(
+            into, table, (results_dir or out_dir).name + (f", vary {vary.partition('=')[0]}" if vary else "")
+        )
     return rows
 
 

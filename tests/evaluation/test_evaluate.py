@@ -205,7 +205,7 @@ def test_a_multi_seed_sweep_keeps_cell_json_and_tables_from_it(phantom_root: Pat
     # --table-only trains nothing, names the unfinished cells; --into splices the tables into a
     # write-up between its markers and keeps the prose around them.
     write_up = tmp_path / "results.md"
-    begin, end = table_markers("docs_results")
+    begin, end = table_markers("docs_results, vary model.se_reduction")
     write_up.write_text(f"# Study\n\nProse before.\n\n{begin}\nold table\n{end}\n\nProse after.\n")
     more = dict(args, seeds=[0, 1, 2], table_only=True, into=write_up)
     tabled = ablate(config, ["unet"], ["none", "cse"], [3], None, out, **more)
@@ -215,6 +215,6 @@ def test_a_multi_seed_sweep_keeps_cell_json_and_tables_from_it(phantom_root: Pat
     assert "old table" not in text and text.startswith("# Study\n\nProse before.") and "Prose after." in text
     assert "\n### 3D: mean Dice [95 % CI]" in text and "# Ablation" not in text
     write_up.write_text("# Study without markers\n")
-    with pytest.raises(ConfigError, match="mark where study 'docs_results'"):
+    with pytest.raises(ConfigError, match="mark where study 'docs_results, vary model.se_reduction'"):
         ablate(config, ["unet"], ["none", "cse"], [3], None, out, **more)
     assert write_up.read_text() == "# Study without markers\n"

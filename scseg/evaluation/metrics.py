@@ -18,6 +18,7 @@ import nibabel as nib
 import numpy as np
 import torch
 from monai.metrics import compute_average_surface_distance, compute_dice, compute_hausdorff_distance
+from scipy import ndimage
 
 from scseg.errors import DataError
 from scseg.io.reports import label_counts
@@ -94,6 +95,14 @@ def _surface_metrics(
     return float(hd95), float(assd)
 
 
+def _union_box(a: tuple[slice, ...], b: tuple[slice, ...], shape: tuple[int, ...]) -> tuple[slice, ...]:
+    """The box holding both boxes, one voxel wider on every side (within the volume)."""
+    return tuple(
+        slice(max(0, min(x.start, y.start) - 1), min(n, max(x.stop, y.stop) + 1))
+        for x, y, n in zip(a, b, shape, strict=True)
+    )
+
+
 def evaluate_case(
     pred: nib.Nifti1Image, ref: nib.Nifti1Image, names: Mapping[int, str], case: str
 ) -> list[StructureScore]:
@@ -115,6 +124,10 @@ def evaluate_case(
             )
     spacing = voxel_spacing(ref.affine)
     voxel_ml = float(np.prod(spacing)) / 1000.0
+    # Every structure's box in one pass per side: the metrics then run on the union box (plus the
+    # one-voxel margin MONAI's own edge crop uses, so values are unchanged) instead of the whole
+    # volume per structure, which made whole-brain cases (~100 structures at 1 mm) take ~30 s.
+    boxes = {"prediction": ndimage.find_objects(p), "reference": ndimage.find_objects(r)}
     scores = []
     for value, name in sorted(names.items()):
         n_pred, n_ref = int(counts["prediction"][value]), int(counts["reference"][value])
@@ -129,8 +142,9 @@ def evaluate_case(
             score.dice = 0.0
             score.note = ABSENT_IN_PREDICTION if n_pred == 0 else ABSENT_IN_REFERENCE
         else:
-            pm = torch.from_numpy(p == value)[None, None]
-            rm = torch.from_numpy(r == value)[None, None]
+            box = _union_box(boxes["prediction"][value - 1], boxes["reference"][value - 1], p.shape)
+            pm = torch.from_numpy(p[box] == value)[None, None]
+            rm = torch.from_numpy(r[box] == value)[None, None]
             score.dice = float(compute_dice(pm.float(), rm.float(), include_background=True))
             score.hd95, score.assd = _surface_metrics(pm, rm, spacing)
         scores.append(score)

@@ -65,3 +65,35 @@ def test_geometry_and_label_errors_are_clear() -> None:
     bad[0, 0, 0] = 7
     with pytest.raises(DataError, match=r"label value\(s\) \[7\]"):
         evaluate_case(image(bad), image(ref), NAMES, "c")
+
+
+def test_box_cropped_metrics_equal_monai_on_the_whole_volume() -> None:
+    """Structures are scored on their union box; values must not change, borders included."""
+    import torch
+    from monai.metrics import compute_average_surface_distance, compute_dice, compute_hausdorff_distance
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    shape, spacing = (40, 36, 30), (0.8, 1.0, 2.5)
+    smooth = [ndimage.gaussian_filter(rng.normal(size=shape), 3) for _ in range(2)]
+    ref = np.digitize(smooth[0], np.quantile(smooth[0], [0.3, 0.5, 0.7, 0.9])).astype(np.uint8)
+    pred = np.where(smooth[1] > np.quantile(smooth[1], 0.97), 4, ref).astype(np.uint8)  # errors
+    pred[:, :, :3] = ref[:, :, :3] = 0  # label 1..4 touch the other five faces, not this one
+    ref[18:22, 16:20, 10:14] = 5  # an interior structure, its prediction shifted out of its box
+    pred[20:25, 16:20, 10:14] = 5
+    names = {v: f"s{v}" for v in range(1, 6)}
+    scores = evaluate_case(image(pred, spacing), image(ref, spacing), names, "c")
+    for value, score in zip(names, scores, strict=True):
+        pm, rm = (torch.from_numpy(a == value)[None, None] for a in (pred, ref))
+        assert score.dice == pytest.approx(
+            float(compute_dice(pm.float(), rm.float(), include_background=True))
+        )
+        hd95 = compute_hausdorff_distance(
+            pm, rm, include_background=True, percentile=95, spacing=list(spacing)
+        )
+        assd = compute_average_surface_distance(
+            pm, rm, include_background=True, symmetric=True, spacing=list(spacing)
+        )
+        assert score.hd95 == pytest.approx(float(hd95)) and score.assd == pytest.approx(float(assd))
+    assert any(s.hd95 > 0 for s in scores)
+    assert ref[0].any() and ref[-1].any() and ref[:, 0].any() and ref[:, -1].any()  # border-touching

@@ -8,7 +8,8 @@ Every statement is paired and over subjects x seeds, as the SE papers' claims ne
   and seed: mean and 95 % interval;
 - that change by structure size: the structures' mean reference volume (over the ``none`` cells)
   cut into small / medium / large terciles, where Roy et al. found SE's gains largest;
-- each group's mean training minutes per cell, for equal-wall-clock readings.
+- each group's median training minutes per cell, for equal-wall-clock readings (the median: a
+  cell that shared the machine with other work is slower without being a different cell).
 
 :func:`splice_tables` puts the tables into a write-up (``docs/results.md``) between two markers, so
 the write-up's numbers are generated from the JSON while its prose stays hand-written.
@@ -87,7 +88,7 @@ def study_markdown(rows: list[dict], header: str) -> str:
         lines += [f"## {dims}D: mean Dice [95 % CI] over validation subjects x seeds", ""]
         lines += [
             "| architecture | SE | variant | seeds | subjects x seeds | mean Dice | Δ vs none (paired, ± 95 %)"
-            " | train min / cell |"
+            " | train min / cell (median) |"
         ]
         lines += ["|---|---|---|---|---|---|---|---|"]
         tercile_lines = []
@@ -117,7 +118,7 @@ def study_markdown(rows: list[dict], header: str) -> str:
             minutes = [r["train_minutes"] for r in groups[key] if r.get("train_minutes") is not None]
             lines.append(
                 f"| {arch} | {se} | {variant or '-'} | {len(seeds)} | {len(means)} | {_interval(means)} | {delta}"
-                f" | {f'{np.mean(minutes):.1f}' if minutes else '-'} |"
+                f" | {f'{np.median(minutes):.1f}' if minutes else '-'} |"
             )
         if tercile_lines:
             lines += [

@@ -113,10 +113,15 @@ def evaluate_case(
     """
     check_same_grid(pred, ref, case)
     p, r = _label_array(pred, case, "prediction"), _label_array(ref, case, "reference")
-    top = int(max(p.max(initial=0), r.max(initial=0), max(names)))
-    counts = {"prediction": label_counts(p, top + 1), "reference": label_counts(r, top + 1)}
-    for side, count in counts.items():
-        unknown = [int(v) for v in np.flatnonzero(count) if v != 0 and v not in names]
+    top = int(max(names))
+    counts = {}
+    for side, data in (("prediction", p), ("reference", r)):
+        # values above every name are refused before counting: a count array sized by a hostile
+        # header's value (2**40) would not fit in memory
+        unknown = np.unique(data[data > top]).tolist() if data.max(initial=0) > top else []
+        if not unknown:
+            counts[side] = label_counts(data, top + 1)
+            unknown = [int(v) for v in np.flatnonzero(counts[side]) if v != 0 and v not in names]
         if unknown:
             raise DataError(
                 f"case {case}: the {side} holds label value(s) {unknown[:10]} that the structure names do not "

@@ -65,6 +65,10 @@ def test_geometry_and_label_errors_are_clear() -> None:
     bad[0, 0, 0] = 7
     with pytest.raises(DataError, match=r"label value\(s\) \[7\]"):
         evaluate_case(image(bad), image(ref), NAMES, "c")
+    huge = np.zeros((10, 10, 10), np.int64)
+    huge[1, 2, 3] = 2**40  # counting up to it would need 8 TB: refused by value, before counting
+    with pytest.raises(DataError, match=r"the reference holds label value\(s\) \[1099511627776\]"):
+        evaluate_case(image(ref), nib.Nifti1Image(huge, np.eye(4), dtype=np.int64), NAMES, "c")
 
 
 def test_box_cropped_metrics_equal_monai_on_the_whole_volume() -> None:

@@ -16,7 +16,7 @@ from scseg.data.loaders import prepare_dataset
 from scseg.engine.predictor import Predictor
 from scseg.errors import ConfigError
 from scseg.evaluation.matching import load_names, match_cases, names_from_predict_tree
-from scseg.evaluation.metrics import StructureScore, evaluate_case
+from scseg.evaluation.metrics import StructureScore, evaluate_case, label_array
 from scseg.evaluation.quality_control import (
     UncertaintyPoint,
     calibrate_threshold,
@@ -26,7 +26,6 @@ from scseg.evaluation.quality_control import (
 from scseg.evaluation.report import write_report
 from scseg.io.atomic import save_nifti_atomic
 from scseg.io.dicom_series import find_series, read_series
-from scseg.io.reports import label_counts
 
 
 @dataclass
@@ -43,12 +42,10 @@ def _default_names(pairs: list[tuple[str, Path, Path]]) -> dict[int, str]:
     if stored:
         return stored
     values: set[int] = set()
-    for _, pred, ref in pairs:
-        for path in (pred, ref):
-            data = np.asanyarray(nib.load(path).dataobj)
-            if not np.issubdtype(data.dtype, np.integer):  # float-stored label maps
-                data = np.rint(data).astype(np.int64)
-            values |= {int(v) for v in np.flatnonzero(label_counts(data, int(data.max()) + 1))}
+    for case, pred, ref in pairs:
+        for path, side in ((pred, "prediction"), (ref, "reference")):
+            data = label_array(nib.load(path), case, side)  # refuses values a count array can't hold
+            values |= {int(v) for v in np.unique(data[data > 0])}
     return {v: f"label_{v}" for v in sorted(values - {0})}
 
 

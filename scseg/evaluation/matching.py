@@ -8,6 +8,7 @@ from pathlib import Path
 from scseg.config.yaml_io import read_yaml
 from scseg.data.cases import case_name
 from scseg.errors import ConfigError, DataError
+from scseg.evaluation.metrics import MAX_LABEL_VALUE
 from scseg.io.dicom_headers import is_nifti
 
 PREDICT_LABELS = "labels.nii.gz"  # the file name `scseg predict` writes per case
@@ -73,13 +74,13 @@ def load_names(path: Path) -> dict[int, str]:
         if (
             not isinstance(key, int)
             or isinstance(key, bool)
-            or key < 0
+            or not 0 <= key <= MAX_LABEL_VALUE
             or not isinstance(value, str)
             or not value
         ):
             raise ConfigError(
-                f"{path}: entry {key!r}: {value!r}: keys must be label values >= 0 (0, background, is "
-                "ignored), values names"
+                f"{path}: entry {key!r}: {value!r}: keys must be label values 0..{MAX_LABEL_VALUE} (0, "
+                "background, is ignored), values names"
             )
         if key > 0:
             names[key] = value
@@ -95,5 +96,16 @@ def names_from_predict_tree(labels: Path) -> dict[int, str] | None:
     volumes = labels.parent / "volumes.csv"
     if labels.name != PREDICT_LABELS or not volumes.is_file():
         return None
+    names = {}
     with volumes.open() as f:
-        return {int(row["label_value"]): row["structure"] for row in csv.DictReader(f)}
+        for row in csv.DictReader(f):
+            value = (row.get("label_value") or "").strip()
+            if not value:  # the left + right sums of a whole-brain prediction have no label value
+                continue
+            if not value.isdigit() or not 0 < int(value) <= MAX_LABEL_VALUE:
+                raise DataError(
+                    f"{volumes}: label_value {value[:20]!r} of structure {row.get('structure')!r} is not a "
+                    f"label value 1..{MAX_LABEL_VALUE}; give the names with --labels names.yaml instead"
+                )
+            names[int(value)] = row.get("structure") or f"label_{value}"
+    return names or None

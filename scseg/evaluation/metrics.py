@@ -67,7 +67,15 @@ def check_same_grid(pred: nib.Nifti1Image, ref: nib.Nifti1Image, case: str, atol
         )
 
 
-def _label_array(image: nib.Nifti1Image, case: str, side: str) -> np.ndarray:
+MAX_LABEL_VALUE = 65535  # DICOM SEG segment numbers are 16-bit; no label table we read goes higher
+
+
+def label_array(image: nib.Nifti1Image, case: str, side: str) -> np.ndarray:
+    """The label map's voxels as ``uint16``, refused with a clear error unless integers 0..65535.
+
+    The bound keeps every count array and box list sized by a label value small: a hostile header's
+    2**40 would otherwise ask for terabytes.
+    """
     data = np.asanyarray(image.dataobj)
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
@@ -75,10 +83,16 @@ def _label_array(image: nib.Nifti1Image, case: str, side: str) -> np.ndarray:
         raise DataError(f"case {case}: the {side} label map has shape {data.shape}; expected a 3D volume")
     if not np.issubdtype(data.dtype, np.integer):
         rounded = np.rint(data)
-        if not np.array_equal(rounded, data) or rounded.min() < 0:
-            raise DataError(f"case {case}: the {side} label map holds non-integer or negative values")
+        if not np.array_equal(rounded, data):
+            raise DataError(f"case {case}: the {side} label map holds non-integer values")
         data = rounded
-    return data.astype(np.int64 if data.max(initial=0) > 65535 else np.uint16, copy=False)
+    low, high = data.min(initial=0), data.max(initial=0)
+    if low < 0 or high > MAX_LABEL_VALUE:
+        raise DataError(
+            f"case {case}: the {side} label map holds values from {low:g} to {high:g}; expected label "
+            f"values 0..{MAX_LABEL_VALUE}"
+        )
+    return data.astype(np.uint16, copy=False)
 
 
 def _surface_metrics(
@@ -112,7 +126,7 @@ def evaluate_case(
         DataError: different grids, or label values (other than 0) that ``names`` does not name.
     """
     check_same_grid(pred, ref, case)
-    p, r = _label_array(pred, case, "prediction"), _label_array(ref, case, "reference")
+    p, r = label_array(pred, case, "prediction"), label_array(ref, case, "reference")
     top = int(max(names))
     counts = {}
     for side, data in (("prediction", p), ("reference", r)):

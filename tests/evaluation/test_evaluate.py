@@ -17,9 +17,11 @@ import yaml
 from scseg.errors import ConfigError, DataError
 from scseg.evaluation.ablation import Cell, ablate, cell_config
 from scseg.evaluation.evaluate import evaluate_folders, evaluate_model
+from scseg.evaluation.matching import PREDICT_LABELS
 from scseg.evaluation.metrics import StructureScore
 from scseg.evaluation.report import summarise, summary_markdown
 from scseg.evaluation.study_tables import table_markers
+from scseg.io.reports import hemisphere_sums, structure_volumes, write_volumes_csv
 from tests.conftest import TINY
 
 
@@ -80,6 +82,50 @@ def test_default_names_and_errors(label_folders: tuple[Path, Path], tmp_path: Pa
     _save(np.zeros((12, 12, 11)), pred / "a.nii.gz")
     with pytest.raises(DataError, match="case a: prediction shape"):
         evaluate_folders(pred, ref, tmp_path / "o4", progress=False)
+
+
+def test_label_values_beyond_16_bits_are_refused_before_any_count_array(
+    label_folders: tuple[Path, Path], tmp_path: Path
+) -> None:
+    pred, ref = label_folders
+    hostile = np.zeros((12, 12, 12), np.int64)
+    hostile[0, 0, 0] = 2**40  # a count array (or box list) this long would need terabytes
+    nib.save(nib.Nifti1Image(hostile, np.eye(4), dtype=np.int64), pred / "a.nii.gz")
+    with pytest.raises(
+        DataError, match=r"case a: the prediction label map holds values from 0 to 1.09951e\+12"
+    ):
+        evaluate_folders(pred, ref, tmp_path / "out", progress=False)
+    (tmp_path / "names.yaml").write_text("1: anterior\n1099511627776: hostile\n")
+    with pytest.raises(
+        ConfigError, match=r"entry 1099511627776: 'hostile': keys must be label values 0..65535"
+    ):
+        evaluate_folders(pred, ref, tmp_path / "o2", tmp_path / "names.yaml", progress=False)
+    hostile[0, 0, 0] = -3
+    nib.save(nib.Nifti1Image(hostile, np.eye(4), dtype=np.int64), pred / "a.nii.gz")
+    with pytest.raises(DataError, match=r"values from -3 to 0; expected label values 0..65535"):
+        evaluate_folders(pred, ref, tmp_path / "o3", progress=False)
+
+
+def test_names_come_from_the_volumes_table_of_a_predict_tree(tmp_path: Path) -> None:
+    ref = np.zeros((12, 12, 12), np.uint8)
+    ref[2:6, 2:6, 2:6], ref[7:10, 7:10, 7:10] = 17, 53
+    _save(ref, tmp_path / "ref" / "a.nii.gz")
+    case = tmp_path / "pred" / "a"
+    _save(ref, case / PREDICT_LABELS)
+    image = nib.Nifti1Image(ref, np.eye(4))
+    volumes = structure_volumes(image, ["Left-Hippocampus", "Right-Hippocampus"], [17, 53])
+    write_volumes_csv(case / "volumes.csv", volumes + hemisphere_sums(volumes))  # a sum row: no value
+    result = evaluate_folders(tmp_path / "pred", tmp_path / "ref", tmp_path / "out", progress=False)
+    assert set(result.summary["per_structure"]) == {"Left-Hippocampus", "Right-Hippocampus"}
+    assert all(score.dice == 1.0 for score in result.scores)
+    table = (case / "volumes.csv").read_text()
+    (case / "volumes.csv").write_text(
+        table.replace("Right-Hippocampus,53,", "Right-Hippocampus,99999999999,")
+    )
+    with pytest.raises(
+        DataError, match=r"volumes.csv: label_value '99999999999' of structure 'Right-Hippocampus'"
+    ):
+        evaluate_folders(tmp_path / "pred", tmp_path / "ref", tmp_path / "o2", progress=False)
 
 
 def test_the_cli_reports_bad_usage(tmp_path: Path) -> None:
@@ -163,7 +209,7 @@ def test_a_label_table_with_background_is_accepted(label_folders: tuple[Path, Pa
     with pytest.raises(ConfigError, match="only background"):
         evaluate_folders(pred, ref, tmp_path / "o2", names, progress=False)
     names.write_text("-1: nothing\n1: anterior\n")
-    with pytest.raises(ConfigError, match="label values >= 0"):
+    with pytest.raises(ConfigError, match="label values 0..65535"):
         evaluate_folders(pred, ref, tmp_path / "o3", names, progress=False)
 
 

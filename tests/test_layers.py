@@ -68,7 +68,9 @@ def test_no_import_cycle_between_layers() -> None:
     for module, targets in _imports().items():
         source = _layer(module)
         layers.setdefault(source, set()).update(_layer(t) for t in targets if _layer(t) != source)
-    assert _cycle(layers) is None, f"import cycle between scseg's folders: {' -> '.join(_cycle(layers) or [])}"
+    assert _cycle(layers) is None, (
+        f"import cycle between scseg's folders: {' -> '.join(_cycle(layers) or [])}"
+    )
 
 
 def test_no_import_cycle_between_modules() -> None:

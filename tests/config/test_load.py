@@ -94,7 +94,9 @@ def test_model_options_come_from_the_architecture(tiny_config: dict, write_confi
     """Per-architecture keys are the constructor's: sdnet takes depth, unet does not; the network's
     own checks run at load time (pe needs 3D) and its defaults apply to unset options."""
     path = write_config(tiny_config)
-    config = load_config(path, ["model.name=sdnet", "model.base_features=null", "model.depth=3", "model.features=8"])
+    config = load_config(
+        path, ["model.name=sdnet", "model.base_features=null", "model.depth=3", "model.features=8"]
+    )
     assert config.model.options()["depth"] == 3
     with pytest.raises(ConfigError, match="model.se: .*3D volumes only"):
         load_config(path, ["model.se=pe", "mode.type=2d", "mode.patch_size=[16, 16]"])

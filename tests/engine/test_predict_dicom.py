@@ -98,7 +98,9 @@ def test_rtstruct_beside_the_seg_and_refused_before_inference_where_it_cannot_be
     assert [roi.ROIName for roi in rt.StructureSetROISequence] == predictor.label_names
     codes = [o.RTROIIdentificationCodeSequence[0] for o in rt.RTROIObservationsSequence]
     expected = predictor.spec.labels.segment_codes()
-    assert [(c.CodingSchemeDesignator, c.CodeValue) for c in codes] == [(e.type.scheme, e.type.value) for e in expected]
+    assert [(c.CodingSchemeDesignator, c.CodeValue) for c in codes] == [
+        (e.type.scheme, e.type.value) for e in expected
+    ]
     seg = pydicom.dcmread(Path(status["tcia"].output) / "seg.dcm", stop_before_pixels=True)
     assert [s.SegmentedPropertyTypeCodeSequence[0].CodeValue for s in seg.SegmentSequence] == [
         e.type.value for e in expected

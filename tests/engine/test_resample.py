@@ -85,7 +85,9 @@ def test_whole_voxel_labels_are_the_argmax_moved_once() -> None:
     values = [3, 7, 9, 11, 250]
     labels, _ = probabilities_to_labels(probs, source, target, (11, 12, 7), values, slab_voxels=300)
     # the general path: probabilities moved first, argmax on the target grid
-    with_probs, moved = probabilities_to_labels(probs, source, target, (11, 12, 7), values, True, slab_voxels=300)
+    with_probs, moved = probabilities_to_labels(
+        probs, source, target, (11, 12, 7), values, True, slab_voxels=300
+    )
     np.testing.assert_array_equal(labels, with_probs)
     np.testing.assert_array_equal(labels, np.array([0, *values])[moved.argmax(axis=-1)])
     assert (labels == 0).any() and len(np.unique(labels)) > 3  # outside is background; classes vary

@@ -87,7 +87,9 @@ def test_orientation_noise_is_normalised_in_the_seg(shared_data: Path, tmp_path:
             source_images=headers,
             pixel_array=np.zeros((len(series.files), *image.shape[1::-1]), np.uint8),
             segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-            segment_descriptions=_segment_descriptions(NAMES[:1], [(255, 0, 0)], "test", segment_codes(NAMES[:1])),
+            segment_descriptions=_segment_descriptions(
+                NAMES[:1], [(255, 0, 0)], "test", segment_codes(NAMES[:1])
+            ),
             series_instance_uid=hd.UID(),
             series_number=1,
             sop_instance_uid=hd.UID(),
@@ -114,7 +116,9 @@ def test_orientation_beyond_the_tolerance_is_refused_by_name(shared_data: Path, 
 
 
 @pytest.mark.data
-def test_segments_carry_their_codes_and_a_private_scheme_is_declared(shared_data: Path, tmp_path: Path) -> None:
+def test_segments_carry_their_codes_and_a_private_scheme_is_declared(
+    shared_data: Path, tmp_path: Path
+) -> None:
     (series,), _ = find_series(shared_data / REAL_SERIES[0])
     image = read_series(series)
     names = ["Left-Hippocampus", "ctx-rh-superiorfrontal", "Right-Putamen"]
@@ -122,9 +126,18 @@ def test_segments_carry_their_codes_and_a_private_scheme_is_declared(shared_data
     write_dicom_seg(synthetic_segments(image.shape), image.affine, series, names, structure_colors(3), path)
     ds = pydicom.dcmread(path, stop_before_pixels=True)
     types = [item.SegmentedPropertyTypeCodeSequence[0] for item in ds.SegmentSequence]
-    assert [(t.CodingSchemeDesignator, t.CodeValue) for t in types][::2] == [("SCT", "5366008"), ("SCT", "89278009")]
-    assert [t.SegmentedPropertyTypeModifierCodeSequence[0].CodeMeaning for t in types[::2]] == ["Left", "Right"]
-    assert (types[1].CodingSchemeDesignator, types[1].CodeMeaning) == (PRIVATE_SCHEME, "ctx-rh-superiorfrontal")
+    assert [(t.CodingSchemeDesignator, t.CodeValue) for t in types][::2] == [
+        ("SCT", "5366008"),
+        ("SCT", "89278009"),
+    ]
+    assert [t.SegmentedPropertyTypeModifierCodeSequence[0].CodeMeaning for t in types[::2]] == [
+        "Left",
+        "Right",
+    ]
+    assert (types[1].CodingSchemeDesignator, types[1].CodeMeaning) == (
+        PRIVATE_SCHEME,
+        "ctx-rh-superiorfrontal",
+    )
     (declared,) = ds.CodingSchemeIdentificationSequence
     assert declared.CodingSchemeDesignator == PRIVATE_SCHEME and declared.CodingSchemeResponsibleOrganization
     # dciodvfy knows no private scheme (it warns about any designator outside its list): no errors,

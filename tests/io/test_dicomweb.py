@@ -122,6 +122,7 @@ def test_a_push_the_archive_does_not_confirm_is_never_reported_stored(orthanc: s
     with pytest.raises(DataError, match=r"STOW-RS to .*/dicom-web: (400|.*stored 0 of 1)"):
         dicomweb.push(f"{orthanc}/dicom-web", [tmp_path / "x.dcm"])
 
+
 def test_urls_and_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     target = dicomweb.parse_dicomweb_url("https://pacs.example/dicom-web/studies/1.2.3/series/4.5")
     assert (target.base, target.study, target.series) == ("https://pacs.example/dicom-web", "1.2.3", "4.5")

@@ -120,7 +120,9 @@ def test_what_the_native_path_declines_goes_to_simpleitk(shared_data: Path, tmp_
     _assert_same_image(read_series(series), read_series(series, native=False))
 
 
-def test_a_truncated_slice_fails_the_series_before_any_pixel_is_read(shared_data: Path, tmp_path: Path) -> None:
+def test_a_truncated_slice_fails_the_series_before_any_pixel_is_read(
+    shared_data: Path, tmp_path: Path
+) -> None:
     (series,), _ = find_series(shared_data / MR)
     for path in series.files:
         data = path.read_bytes()

@@ -51,6 +51,7 @@ def test_a_config_takes_names_and_ids_from_a_label_set_relative_to_itself(tmp_pa
         data_section_config({"label_set": "labels.txt", "label_values": [17, 53]}, tmp_path)
     with pytest.raises(ConfigError, match="cannot read"):
         data_section_config({"label_set": "missing.txt"}, tmp_path)
-    stored = data_section_config({"label_set": "gone.txt", "label_names": ["a", "b"], "label_values": [3, 4]}, tmp_path)
+    stored = data_section_config(
+        {"label_set": "gone.txt", "label_names": ["a", "b"], "label_values": [3, 4]}, tmp_path
+    )
     assert stored.data.label_values == [3, 4], "a stored run config loads where its table is absent"
-

@@ -102,7 +102,7 @@ def names_from_predict_tree(labels: Path) -> dict[int, str] | None:
             value = (row.get("label_value") or "").strip()
             if not value:  # the left + right sums of a whole-brain prediction have no label value
                 continue
-            if not value.isdigit() or not 0 < int(value) <= MAX_LABEL_VALUE:
+            if not (value.isascii() and value.isdigit()) or not 0 < int(value) <= MAX_LABEL_VALUE:
                 raise DataError(
                     f"{volumes}: label_value {value[:20]!r} of structure {row.get('structure')!r} is not a "
                     f"label value 1..{MAX_LABEL_VALUE}; give the names with --labels names.yaml instead"

@@ -126,6 +126,10 @@ def test_names_come_from_the_volumes_table_of_a_predict_tree(tmp_path: Path) -> 
         DataError, match=r"volumes.csv: label_value '99999999999' of structure 'Right-Hippocampus'"
     ):
         evaluate_folders(tmp_path / "pred", tmp_path / "ref", tmp_path / "o2", progress=False)
+    # a digit to str.isdigit() that int() refuses: still the clear error, not a ValueError
+    (case / "volumes.csv").write_text(table.replace("Right-Hippocampus,53,", "Right-Hippocampus,\u00b2,"))
+    with pytest.raises(DataError, match="label_value '\u00b2' of structure 'Right-Hippocampus'"):
+        evaluate_folders(tmp_path / "pred", tmp_path / "ref", tmp_path / "o3", progress=False)
 
 
 def test_the_cli_reports_bad_usage(tmp_path: Path) -> None:

@@ -46,7 +46,7 @@ def _default_names(pairs: list[tuple[str, Path, Path]]) -> dict[int, str]:
         for path, side in ((pred, "prediction"), (ref, "reference")):
             data = label_array(nib.load(path), case, side)  # refuses values a count array can't hold
             values |= {int(v) for v in np.unique(data[data > 0])}
-    return {v: f"label_{v}" for v in sorted(values - {0})}
+    return {v: f"label_{v}" for v in sorted(values)}
 
 
 def evaluate_folders(

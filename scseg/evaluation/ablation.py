@@ -138,12 +138,12 @@ def run_cell(
     ``base`` is the config's folder, against which a relative ``data.root`` is resolved. A cell
     whose JSON is in ``results_dir`` is read from there (its run folder may be gone).
     """
-    kept = results_dir / f"{cell.name}.json" if results_dir is not None else None
+    kept = _kept_json(cell, results_dir)
     if kept is not None and kept.is_file():
         return json.loads(kept.read_text())
     folder = out_dir / cell.name
     config = cell_config(raw, cell, time_limit_minutes, epochs)
-    summary_path = folder / "evaluation" / "summary.json"
+    summary_path = _summary_json(cell, out_dir)
     if not summary_path.is_file():
         run_dir = folder / "run"
         resume = (run_dir / "checkpoints" / "last.pt").is_file()
@@ -340,7 +340,17 @@ def ablate(
     return rows
 
 
+def _kept_json(cell: Cell, results_dir: Path | None) -> Path | None:
+    """Where ``cell``'s result row is kept (None when the study keeps no JSON)."""
+    return results_dir / f"{cell.name}.json" if results_dir is not None else None
+
+
+def _summary_json(cell: Cell, out_dir: Path) -> Path:
+    """The evaluation summary of ``cell``'s run folder, present once it is trained and scored."""
+    return out_dir / cell.name / "evaluation" / "summary.json"
+
+
 def _finished(cell: Cell, out_dir: Path, results_dir: Path | None) -> bool:
     """Whether ``cell`` has its result: kept JSON, or an evaluated run folder."""
-    kept = results_dir is not None and (results_dir / f"{cell.name}.json").is_file()
-    return kept or (out_dir / cell.name / "evaluation" / "summary.json").is_file()
+    kept = _kept_json(cell, results_dir)
+    return (kept is not None and kept.is_file()) or _summary_json(cell, out_dir).is_file()

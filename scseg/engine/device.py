@@ -34,3 +34,9 @@ def resolve_device(name: str, option: str = "--device") -> torch.device:
                 f"(cuda:0..cuda:{torch.cuda.device_count() - 1})"
             )
     return device
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether oneDNN runs bf16 natively on this CPU (AVX512-BF16 / AMX); without it bf16 is
+    emulated and slower than float32."""
+    return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())

@@ -24,7 +24,7 @@ from monai.transforms import Compose
 from scseg.artefact import LoadedModel, ModelSpec, load_model, load_network
 from scseg.config.schema import SLICE_AXIS_INDEX
 from scseg.data.transforms import preprocessing
-from scseg.engine.device import resolve_device
+from scseg.engine.device import cpu_has_native_bf16, resolve_device
 from scseg.engine.inference import inferer_for
 from scseg.engine.passes import PassAverage, dropout_enabled, members, mirror, mirrorings
 from scseg.engine.resample import probabilities_to_labels
@@ -65,12 +65,6 @@ def check_segmentable(data: np.ndarray) -> None:
         )
     if low == high:
         raise DataError(f"the image is constant (every voxel is {low:g}); there is nothing to segment")
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether oneDNN runs bf16 natively on this CPU (AVX512-BF16 / AMX); without it bf16 is
-    emulated and slower than float32."""
-    return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:

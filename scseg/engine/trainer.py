@@ -6,6 +6,7 @@ import contextlib
 import math
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,7 @@ from scseg.artefact.spec import DataFingerprint, fingerprint, now
 from scseg.config.load import dump_config
 from scseg.config.schema import Config
 from scseg.data.loaders import Loaders, build_loaders, root_cause
-from scseg.engine.device import resolve_device
+from scseg.engine.device import cpu_has_native_bf16, resolve_device
 from scseg.engine.distributed import DistInfo, barrier, broadcast_flag, cleanup, init_distributed, mean_across
 from scseg.engine.losses import build_loss
 from scseg.engine.rng import rng_state, set_rng_state
@@ -121,6 +122,13 @@ class Trainer:
             torch.set_num_threads(config.train.num_threads)
         self.main = self.dist.is_main
         self.use_amp = config.train.amp and self.device.type == "cuda"
+        self.use_cpu_amp = config.train.cpu_amp and self.device.type == "cpu"
+        if self.use_cpu_amp and not cpu_has_native_bf16():
+            warnings.warn(
+                "train.cpu_amp: this CPU has no native bfloat16 (AVX512-BF16 / AMX), so bf16 is emulated "
+                "and training is slower than float32; it still trains in bf16 (the same numerics).",
+                stacklevel=2,
+            )
 
     def run(self) -> TrainResult:
         cfg = self.config
@@ -236,9 +244,9 @@ class Trainer:
         image = batch["image"].to(self.device, non_blocking=True)
         label = batch["label"].to(self.device, non_blocking=True)
         s.optimizer.zero_grad(set_to_none=True)
-        autocast = torch.autocast("cuda", dtype=torch.float16) if self.use_amp else contextlib.nullcontext()
-        with autocast:
-            loss = s.loss_fn(s.net(image), label)
+        with self._autocast():
+            logits = s.net(image)
+        loss = s.loss_fn(logits.float(), label)  # softmax and Dice sums in float32, whatever the forward
         if not torch.isfinite(loss):
             raise ScsegError(
                 f"training diverged at epoch {epoch + 1} (loss {loss.item()}); lower optimizer.lr"
@@ -249,6 +257,15 @@ class Trainer:
         s.scaler.step(s.optimizer)
         s.scaler.update()
         return float(loss.detach())
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        """The training forward's precision: float16 on CUDA (``amp``, with the grad scaler),
+        bfloat16 on CPU (``cpu_amp``: bf16 keeps float32's range, so it needs no scaler)."""
+        if self.use_amp:
+            return torch.autocast("cuda", dtype=torch.float16)
+        if self.use_cpu_amp:
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def validate(self, s: _Session, train_loss: float) -> dict[str, float]:
         """Dice per structure on the validation volumes (every rank its share); logs it and keeps

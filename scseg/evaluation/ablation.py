@@ -174,6 +174,8 @@ def run_cell(
         "se_overhead_percent": 100.0 * (params / params_none - 1.0),
         "seed": cell.seed,
         "variant": cell.variant,
+        # the training forward's precision on CPU (float32 unless train.cpu_amp; CUDA: train.amp)
+        "train_cpu_amp": bool(config.get("train", {}).get("cpu_amp", False)),
         "case_structure_dice": case_dice,
         "structure_volume_ml": volumes,
     }

@@ -69,6 +69,15 @@ def test_model_dims_must_agree_with_mode(tiny_config: dict, write_config) -> Non
         load_config(write_config(tiny_config), ["model.spatial_dims=2"])
 
 
+def test_cpu_bfloat16_training_is_refused_for_3d(tiny_config: dict, write_config) -> None:
+    """torch's CPU bf16 Conv3d weight gradient is wrong on 2x2x2 maps (benchmarks/cpu_bf16_gradients.py)."""
+    path = write_config(tiny_config)
+    with pytest.raises(ConfigError, match=r"train.cpu_amp: bfloat16 training on CPU is for 2D models only"):
+        load_config(path, ["train.cpu_amp=true"])
+    slices = ["mode.type=2d", "mode.patch_size=[16, 16]", "train.cpu_amp=true"]
+    assert load_config(path, slices).train.cpu_amp
+
+
 @pytest.mark.parametrize("label_names", [[], {0: "bg", 1: "a"}, {1: "a", 3: "b"}, ["a", "a"]])
 def test_bad_label_names_are_rejected(tiny_config: dict, write_config, label_names) -> None:
     tiny_config["data"]["label_names"] = label_names

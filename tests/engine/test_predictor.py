@@ -112,7 +112,8 @@ def test_hippocampus_model_trained_in_session_segments_held_out_cases(
 
 
 def test_precision_picks_the_autocast_type_per_device() -> None:
-    from scseg.engine.predictor import autocast_dtype, cpu_has_native_bf16
+    from scseg.engine.device import cpu_has_native_bf16
+    from scseg.engine.predictor import autocast_dtype
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert autocast_dtype(cpu, "float32") is None and autocast_dtype(cuda, "float32") is None

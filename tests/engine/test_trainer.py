@@ -14,7 +14,7 @@ import torch
 
 from scseg.artefact import load_model
 from scseg.config import config_from_dict
-from scseg.engine.trainer import train
+from scseg.engine.trainer import Trainer, train
 from scseg.errors import RunDirError
 
 
@@ -162,6 +162,47 @@ def test_compiled_training_matches_eager_training(tiny_config: dict, tmp_path: P
     assert (compiled_vector - eager_vector).norm() < 1e-2 * eager_vector.norm()
     assert abs(compiled.best_dice - eager.best_dice) < 0.05
     assert compiled.epochs == eager.epochs
+
+
+@pytest.mark.parametrize("cpu_amp", [False, True])
+def test_cpu_amp_trains_a_bfloat16_forward_over_float32_weights(
+    tiny_config: dict, tmp_path: Path, cpu_amp: bool
+) -> None:
+    tiny_config["mode"] = {
+        "type": "2d",
+        "slice_axis": "coronal",
+        "patch_size": [32, 32],
+        "samples_per_volume": 2,
+    }
+    tiny_config["train"].update(cpu_amp=cpu_amp, device="cpu")
+    trainer = Trainer(config_from_dict(tiny_config), tmp_path / "run")
+    session = trainer.set_up()
+    forward_dtypes: list[torch.dtype] = []
+    session.model.register_forward_hook(lambda _module, _inputs, out: forward_dtypes.append(out.dtype))
+    before = [p.detach().clone() for p in session.model.parameters()]
+    loss, _ = trainer.train_epoch(session, 0)
+    assert forward_dtypes and set(forward_dtypes) == {torch.bfloat16 if cpu_amp else torch.float32}
+    after = list(session.model.parameters())
+    assert all(p.dtype == torch.float32 for p in after), "autocast leaves the weights float32"
+    assert any(not torch.equal(a, b) for a, b in zip(after, before, strict=True)), "the step updated them"
+    assert torch.isfinite(torch.tensor(loss))
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 5])
+def test_bfloat16_conv2d_weight_gradients_are_right_on_small_maps(size: int) -> None:
+    """What ``train.cpu_amp`` being 2D-only rests on: the 3D kernels are wrong on 2x2x2 maps
+    (benchmarks/cpu_bf16_gradients.py), the 2D ones must be right down to the deepest level."""
+    torch.manual_seed(size)
+    conv = torch.nn.Conv2d(32, 64, 3, padding=1, bias=False)
+    x = torch.randn(4, 32, size, size)
+    conv(x).square().mean().backward()
+    reference = conv.weight.grad.clone()
+    for _ in range(3):
+        conv.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = conv(x)
+        out.float().square().mean().backward()
+        assert (conv.weight.grad - reference).norm() < 0.02 * reference.norm()
 
 
 def test_init_weights_fine_tunes_from_a_trained_model(

@@ -236,7 +236,7 @@ def test_a_multi_seed_sweep_keeps_cell_json_and_tables_from_it(phantom_root: Pat
         "3d_unet_cse_se_reduction-4_s0", "3d_unet_cse_se_reduction-4_s1",
     ]  # fmt: skip
     assert sorted(p.stem for p in kept.glob("*.json")) == sorted(names)
-    assert all(r["epochs"] == 1 for r in rows)
+    assert all(r["epochs"] == 1 and r["train_cpu_amp"] is False for r in rows)
     by_name = {r["cell"]: r for r in rows}
     assert (
         by_name["3d_unet_cse_se_reduction-4_s1"]["parameters"]

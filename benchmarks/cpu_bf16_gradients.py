@@ -1,0 +1,91 @@
+"""Are bfloat16 convolution weight gradients on this CPU right? The check behind ``train.cpu_amp``.
+
+Each row backpropagates one convolution (a 3x3 kernel, padding 1, batch 4) under CPU bfloat16
+autocast, several times over the same input, and compares the weight gradient with float32's: a
+correct bf16 gradient is within ~0.5 % of it and the same on every repeat. On torch 2.13 (oneDNN)
+here, 3D convolutions on 2x2x2 maps fail: the gradient is off by up to 1e13 and differs run to run,
+so ``train.cpu_amp`` is refused for 3D configs. Re-run this on a new torch build before lifting that.
+
+Run by hand (results go to docs/benchmarks.md)::
+
+    .venv/bin/python benchmarks/cpu_bf16_gradients.py             # exit status 1 when a 2D row fails
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+
+import torch
+from monai.networks.layers.factories import Conv
+from rich.console import Console
+from rich.table import Table
+
+from scseg.engine.device import cpu_has_native_bf16
+
+TOLERANCE = 0.02  # relative error of a bf16 weight gradient that still counts as right
+
+
+def check(dims: int, cin: int, cout: int, size: int, repeats: int) -> tuple[float, int]:
+    """Worst relative error of the bf16 weight gradient vs float32, and how many repeats differ
+    from the first one."""
+    conv = Conv[Conv.CONV, dims](cin, cout, 3, padding=1, bias=False)
+    x = torch.randn(4, cin, *([size] * dims))
+    conv(x).square().mean().backward()
+    reference = conv.weight.grad.clone()
+    worst, first, differ = 0.0, None, 0
+    for _ in range(repeats):
+        conv.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = conv(x)
+        out.float().square().mean().backward()
+        grad = conv.weight.grad
+        worst = max(worst, float((grad - reference).norm() / reference.norm()))  # inf / nan stay
+        if not torch.isfinite(grad).all():
+            worst = float("inf")
+        if first is None:
+            first = grad.clone()
+        elif not torch.equal(grad, first):
+            differ += 1
+    return worst, differ
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--sizes", default="1,2,3,4,5", help="square / cubic feature-map sizes")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    table = Table(
+        title=f"bf16 conv weight gradients, torch {torch.__version__}, native bf16: {cpu_has_native_bf16()}"
+    )
+    for column in (
+        "dims",
+        "channels in -> out",
+        "map size",
+        "worst rel. error vs float32",
+        "repeats that differ",
+        "verdict",
+    ):
+        table.add_column(column)
+    failed_2d = False
+    sizes = [int(s) for s in args.sizes.split(",")]
+    for dims, size, (cin, cout) in itertools.product((2, 3), sizes, [(8, 16), (32, 64)]):
+        worst, differ = check(dims, cin, cout, size, args.repeats)
+        ok = worst < TOLERANCE and differ == 0
+        failed_2d |= dims == 2 and not ok
+        table.add_row(
+            str(dims),
+            f"{cin} -> {cout}",
+            "x".join([str(size)] * dims),
+            f"{worst:.3g}",
+            f"{differ} / {args.repeats - 1}",
+            "ok" if ok else "WRONG",
+        )
+    Console().print(table)
+    return 1 if failed_2d else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -6,16 +6,23 @@ correct bf16 gradient is within ~0.5 % of it and the same on every repeat. On to
 here, 3D convolutions on 2x2x2 maps fail: the gradient is off by up to 1e13 and differs run to run,
 so ``train.cpu_amp`` is refused for 3D configs. Re-run this on a new torch build before lifting that.
 
+``--steps`` also times a training step (forward and backward, eager) of the four 2D study
+architectures at the whole-brain study's batch (16 coronal slices of 72 x 80, 99 classes), float32
+against bf16 autocast: what ``train.cpu_amp`` buys.
+
 Run by hand (results go to docs/benchmarks.md)::
 
     .venv/bin/python benchmarks/cpu_bf16_gradients.py             # exit status 1 when a 2D row fails
+    .venv/bin/python benchmarks/cpu_bf16_gradients.py --steps --repeats 5
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import statistics
 import sys
+import time
 
 import torch
 from monai.networks.layers.factories import Conv
@@ -23,7 +30,9 @@ from rich.console import Console
 from rich.table import Table
 
 from scseg.engine.device import cpu_has_native_bf16
+from scseg.nn import create_model
 
+STUDY_BATCH, STUDY_SLICE, STUDY_CLASSES = 16, (72, 80), 99
 TOLERANCE = 0.02  # relative error of a bf16 weight gradient that still counts as right
 
 
@@ -51,10 +60,27 @@ def check(dims: int, cin: int, cout: int, size: int, repeats: int) -> tuple[floa
     return worst, differ
 
 
+def step_seconds(arch: str, bf16: bool, repeats: int) -> float:
+    """Median seconds of one training step (scSE, batch norm) after two warm-up steps."""
+    torch.manual_seed(0)
+    net = create_model(arch, 2, 1, STUDY_CLASSES, se="scse", norm="batch")
+    x = torch.randn(STUDY_BATCH, 1, *STUDY_SLICE)
+    times = []
+    for i in range(repeats + 2):
+        start = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = net(x)
+        out.float().square().mean().backward()
+        if i >= 2:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--sizes", default="1,2,3,4,5", help="square / cubic feature-map sizes")
+    parser.add_argument("--steps", action="store_true", help="also time training steps per architecture")
     args = parser.parse_args()
     torch.manual_seed(0)
     table = Table(
@@ -83,7 +109,18 @@ def main() -> int:
             f"{differ} / {args.repeats - 1}",
             "ok" if ok else "WRONG",
         )
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    if args.steps:
+        steps = Table(
+            title=f"2D training step, {STUDY_BATCH} slices of {STUDY_SLICE}, {torch.get_num_threads()} threads"
+        )
+        for column in ("architecture", "float32 s", "bf16 s", "speed-up"):
+            steps.add_column(column)
+        for arch in ("unet", "resunet", "sdnet", "densenet"):
+            fp32, bf16 = step_seconds(arch, False, args.repeats), step_seconds(arch, True, args.repeats)
+            steps.add_row(arch, f"{fp32:.3f}", f"{bf16:.3f}", f"{fp32 / bf16:.2f}x")
+        console.print(steps)
     return 1 if failed_2d else 0
 
 

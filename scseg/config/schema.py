@@ -218,9 +218,9 @@ class TrainConfig(Section):
     amp: bool = Field(True, description="mixed precision on CUDA (ignored on CPU)")
     cpu_amp: bool = Field(
         False,
-        description="2D only: bfloat16 autocast of the training forward on CPU, 1.6-1.9x faster steps "
-        "on CPUs with native bf16 (AVX512-BF16 / AMX; docs/benchmarks.md), slower where bf16 is "
-        "emulated. Off by default because it changes the numerics; weights, optimizer and loss stay "
+        description="2D only: bfloat16 autocast of the training forward on CPU, 1.5-2x faster steps "
+        "on CPUs with native bf16 (AVX512-BF16 / AMX; docs/benchmarks.md); where bf16 is emulated it "
+        "can be slower. Off by default because it changes the numerics; weights, optimizer and loss stay "
         "float32",
     )
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")

@@ -188,6 +188,22 @@ def test_cpu_amp_trains_a_bfloat16_forward_over_float32_weights(
     assert torch.isfinite(torch.tensor(loss))
 
 
+def test_cpu_amp_warns_where_bf16_is_emulated(
+    tiny_config: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tiny_config["mode"] = {
+        "type": "2d",
+        "slice_axis": "coronal",
+        "patch_size": [32, 32],
+        "samples_per_volume": 2,
+    }
+    tiny_config["train"].update(cpu_amp=True, device="cpu")
+    monkeypatch.setattr("scseg.engine.trainer.cpu_has_native_bf16", lambda: False)
+    with pytest.warns(UserWarning, match="no native bfloat16"):
+        trainer = Trainer(config_from_dict(tiny_config), tmp_path / "run")
+    assert trainer.use_cpu_amp, "it still trains in bf16, so the numerics match a native-bf16 CPU"
+
+
 @pytest.mark.parametrize("size", [1, 2, 3, 4, 5])
 def test_bfloat16_conv2d_weight_gradients_are_right_on_small_maps(size: int) -> None:
     """What ``train.cpu_amp`` being 2D-only rests on: the 3D kernels are wrong on 2x2x2 maps

@@ -99,7 +99,10 @@ def ablate(
         None, "--seeds", help="Train every cell once per seed, e.g. 0,1,2 (default: the config's seed)."
     ),
     vary: str = typer.Option(
-        None, "--vary", help="Sweep one option over the SE cells, e.g. model.se_reduction=2,4,8,16."
+        None,
+        "--vary",
+        help="Sweep one option over the SE cells, e.g. model.se_reduction=2,4,8,16. The 'none' cells are "
+        "not swept: they train once per seed with the config's value (use --set to change them too).",
     ),
     results: Path = typer.Option(
         None,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import platform
+from pathlib import Path
+
 import torch
 
 from scseg.config.schema import DEVICE_CHOICES, is_device_name
@@ -40,3 +43,26 @@ def cpu_has_native_bf16() -> bool:
     """Whether oneDNN runs bf16 natively on this CPU (AVX512-BF16 / AMX); without it bf16 is
     emulated and slower than float32."""
     return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def describe_device(device: torch.device) -> str:
+    """A one-line description of the hardware behind ``device``, recorded beside timings so that
+    minutes from different machines are not compared as if alike.
+
+    Example:
+        >>> describe_device(torch.device("cpu")).startswith("cpu: ")
+        True
+    """
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    model = platform.processor() or platform.machine()
+    try:  # Linux names the CPU model here; platform.processor() often only says "x86_64"
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.partition(":")[2].strip()
+                break
+    except OSError:
+        pass  # not Linux: keep platform's name
+    bf16 = "native bf16" if cpu_has_native_bf16() else "no native bf16"
+    capability = torch.backends.cpu.get_cpu_capability()
+    return f"cpu: {model} ({capability}, {bf16}, {torch.get_num_threads()} threads)"

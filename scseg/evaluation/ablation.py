@@ -27,6 +27,7 @@ from scseg.artefact.layout import LAST_CHECKPOINT
 from scseg.config import config_from_dict
 from scseg.config.load import apply_overrides, read_raw_config
 from scseg.config.schema import SLICE_AXIS_INDEX
+from scseg.engine.device import describe_device, resolve_device
 from scseg.engine.trainer import train
 from scseg.errors import ConfigError
 from scseg.evaluation.evaluate import evaluate_model
@@ -144,10 +145,12 @@ def run_cell(
     folder = out_dir / cell.name
     config = cell_config(raw, cell, time_limit_minutes, epochs)
     summary_path = _summary_json(cell, out_dir)
+    machine = None  # known only when this process trains (or finishes) the cell
     if not summary_path.is_file():
         run_dir = folder / "run"
         resume = (run_dir / "checkpoints" / "last.pt").is_file()
         cell_cfg = config_from_dict(copy.deepcopy(config), cell.name, base)
+        machine = describe_device(resolve_device(cell_cfg.train.device, "train.device"))
         train(cell_cfg, run_dir, resume=resume)
         evaluate_model(run_dir, cell_cfg, folder / "evaluation", split="val", device=device)
     summary = json.loads(summary_path.read_text())
@@ -176,6 +179,9 @@ def run_cell(
         "variant": cell.variant,
         # the training forward's precision on CPU (float32 unless train.cpu_amp; CUDA: train.amp)
         "train_cpu_amp": bool(config.get("train", {}).get("cpu_amp", False)),
+        # minutes are only comparable on one machine: rows record which one trained them
+        "train_machine": machine,
+        "network_options": json.loads(json.dumps(spec.network.options, default=str)),  # its actual width etc.
         "case_structure_dice": case_dice,
         "structure_volume_ml": volumes,
     }

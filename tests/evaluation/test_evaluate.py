@@ -237,6 +237,9 @@ def test_a_multi_seed_sweep_keeps_cell_json_and_tables_from_it(phantom_root: Pat
     ]  # fmt: skip
     assert sorted(p.stem for p in kept.glob("*.json")) == sorted(names)
     assert all(r["epochs"] == 1 and r["train_cpu_amp"] is False for r in rows)
+    assert all(r["train_machine"].startswith("cpu: ") and "threads" in r["train_machine"] for r in rows)
+    assert [r["network_options"]["se"] for r in rows] == ["none", "none"] + ["cse"] * 4
+    assert rows[-1]["network_options"]["se_reduction"] == 4
     by_name = {r["cell"]: r for r in rows}
     assert (
         by_name["3d_unet_cse_se_reduction-4_s1"]["parameters"]

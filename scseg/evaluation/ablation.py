@@ -150,8 +150,9 @@ def run_cell(
         run_dir = folder / "run"
         resume = (run_dir / "checkpoints" / "last.pt").is_file()
         cell_cfg = config_from_dict(copy.deepcopy(config), cell.name, base)
-        machine = describe_device(resolve_device(cell_cfg.train.device, "train.device"))
         train(cell_cfg, run_dir, resume=resume)
+        # after training, which may have set train.num_threads
+        machine = describe_device(resolve_device(cell_cfg.train.device, "train.device"))
         evaluate_model(run_dir, cell_cfg, folder / "evaluation", split="val", device=device)
     summary = json.loads(summary_path.read_text())
     case_dice, volumes = _per_case(folder / "evaluation" / "per_case.csv")

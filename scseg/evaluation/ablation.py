@@ -145,14 +145,17 @@ def run_cell(
     folder = out_dir / cell.name
     config = cell_config(raw, cell, time_limit_minutes, epochs)
     summary_path = _summary_json(cell, out_dir)
-    machine = None  # known only when this process trains (or finishes) the cell
+    machine_file = folder / "train_machine.txt"
     if not summary_path.is_file():
         run_dir = folder / "run"
         resume = (run_dir / "checkpoints" / "last.pt").is_file()
         cell_cfg = config_from_dict(copy.deepcopy(config), cell.name, base)
         train(cell_cfg, run_dir, resume=resume)
-        # after training, which may have set train.num_threads
-        machine = describe_device(resolve_device(cell_cfg.train.device, "train.device"))
+        # after training, which may have set train.num_threads; kept beside the run so that a row
+        # re-read from the folder later says the same
+        write_text_atomic(
+            machine_file, describe_device(resolve_device(cell_cfg.train.device, "train.device"))
+        )
         evaluate_model(run_dir, cell_cfg, folder / "evaluation", split="val", device=device)
     summary = json.loads(summary_path.read_text())
     case_dice, volumes = _per_case(folder / "evaluation" / "per_case.csv")
@@ -181,7 +184,7 @@ def run_cell(
         # the training forward's precision on CPU (float32 unless train.cpu_amp; CUDA: train.amp)
         "train_cpu_amp": bool(config.get("train", {}).get("cpu_amp", False)),
         # minutes are only comparable on one machine: rows record which one trained them
-        "train_machine": machine,
+        "train_machine": machine_file.read_text() if machine_file.is_file() else None,
         "network_options": json.loads(json.dumps(spec.network.options, default=str)),  # its actual width etc.
         "case_structure_dice": case_dice,
         "structure_volume_ml": volumes,

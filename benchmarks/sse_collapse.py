@@ -33,8 +33,8 @@ from torch import nn
 from scseg.config import config_from_dict
 from scseg.config.load import read_raw_config
 from scseg.engine.trainer import train
-from scseg.evaluation.ablation import Cell, cell_config
 from scseg.evaluation.evaluate import evaluate_model
+from scseg.evaluation.study_cells import Cell, cell_config
 from scseg.nn.blocks.spatial_se import SpatialSE
 from scseg.paths import REPO_ROOT
 

@@ -102,7 +102,8 @@ def ablate(
         None,
         "--vary",
         help="Sweep one option over the SE cells, e.g. model.se_reduction=2,4,8,16. The 'none' cells are "
-        "not swept: they train once per seed with the config's value (use --set to change them too).",
+        "not swept: they train once per seed with the config's value (use --set to change them too). "
+        "A value a cell has anyway (e.g. the default r=2) is the plain cell, trained once.",
     ),
     results: Path = typer.Option(
         None,

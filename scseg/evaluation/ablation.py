@@ -17,7 +17,6 @@ import copy
 import csv
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,75 +24,16 @@ import numpy as np
 from scseg.artefact import ModelSpec, build_network, load_checkpoint, load_model
 from scseg.artefact.layout import LAST_CHECKPOINT
 from scseg.config import config_from_dict
-from scseg.config.load import apply_overrides, read_raw_config
-from scseg.config.schema import SLICE_AXIS_INDEX
+from scseg.config.load import read_raw_config
 from scseg.engine.device import describe_device, resolve_device
 from scseg.engine.trainer import train
 from scseg.errors import ConfigError
 from scseg.evaluation.evaluate import evaluate_model
+from scseg.evaluation.study_cells import Cell, cell_config, study_cells
 from scseg.evaluation.study_tables import splice_tables, study_markdown
 from scseg.io.atomic import write_text_atomic
-from scseg.nn.registry import shared_options
 
-STRUCTURAL_KEYS = ("name", "spatial_dims", "in_channels")
 MISSING_NAMED = 6  # --table-only names this many unfinished cells, then counts the rest
-SAMPLES_PER_VOLUME_2D = 8  # 2D cells derived from a 3D config draw this many slices per volume
-
-
-@dataclass
-class Cell:
-    dims: int
-    arch: str
-    se: str
-    seed: int | None = None  # None: the config's seed (and no suffix in the name)
-    variant: str | None = None  # one swept option, ``model.se_reduction=4``
-
-    @property
-    def name(self) -> str:
-        name = f"{self.dims}d_{self.arch}_{self.se}"
-        if self.variant:
-            key, _, value = self.variant.partition("=")
-            name += f"_{key.rsplit('.', 1)[-1]}-{value}"
-        return name + (f"_s{self.seed}" if self.seed is not None else "")
-
-
-def cell_config(raw: dict, cell: Cell, time_limit_minutes: float | None, epochs: int | None = None) -> dict:
-    """The config of one cell: ``raw`` with the architecture, SE kind, dimensionality, seed, swept
-    option and budget (a time limit, or a fixed number of epochs) set.
-
-    A 2D cell from a 3D config slices along ``mode.slice_axis`` (coronal by default) with the
-    patch's in-plane size; a 3D cell needs a 3D config.
-    """
-    raw = copy.deepcopy(raw)
-    model = raw.setdefault("model", {})
-    source_arch = model.get("name", "unet")
-    if source_arch != cell.arch:  # keep only the options that mean the same in the cell's architecture
-        keep = shared_options(source_arch, cell.arch)
-        for key in [k for k in model if k not in STRUCTURAL_KEYS and k not in keep]:
-            del model[key]
-    model.update(name=cell.arch, se=cell.se)
-    model.pop("spatial_dims", None)
-    mode = raw.setdefault("mode", {})
-    config_dims = 3 if mode.get("type", "3d") == "3d" else 2
-    if cell.dims != config_dims:
-        if config_dims == 2:
-            raise ConfigError(
-                "ablation with --dims 3 needs a 3D config (mode.type: 3d) to take the patch size from"
-            )
-        patch = list(mode["patch_size"])
-        del patch[SLICE_AXIS_INDEX[mode.get("slice_axis", "coronal")]]
-        mode.update(type="2d", patch_size=patch)
-        mode["samples_per_volume"] = max(int(mode.get("samples_per_volume", 1)), SAMPLES_PER_VOLUME_2D)
-    train = raw.setdefault("train", {})
-    if epochs is not None:  # the same epochs for every cell: validated once, at the end
-        train.update(max_epochs=epochs, time_limit_minutes=None, val_interval=epochs)
-    else:
-        train["time_limit_minutes"] = time_limit_minutes
-    if cell.seed is not None:
-        train["seed"] = cell.seed
-    if cell.variant:
-        apply_overrides(raw, [cell.variant])
-    return raw
 
 
 def _parameters(spec: ModelSpec) -> int:
@@ -300,26 +240,7 @@ def ablate(
         raise ConfigError("ablate: give either a time limit per cell or a number of epochs, not both")
     config_path = Path(config_path)
     raw, base = read_raw_config(config_path, overrides or []), config_path.parent
-    variants: list[str | None] = [None]
-    if vary:
-        key, sep, values = vary.partition("=")
-        if not sep or not key or not values:
-            raise ConfigError(f"--vary {vary!r}: expected KEY=V1,V2,... (e.g. model.se_reduction=2,4,8,16)")
-        variants = [f"{key}={v}" for v in values.split(",") if v]
-    seed_list: list[int | None] = list(seeds) if seeds else [None]
-    cells = [
-        Cell(d, a, s, seed, None if s == "none" else variant)
-        for d in dims
-        for a in archs
-        for s in kinds
-        for variant in (variants if s != "none" else [None])
-        for seed in seed_list
-    ]
-    for cell in cells:  # fail fast on a bad combination (e.g. pe in 2D) before hours of training
-        try:
-            config_from_dict(cell_config(raw, cell, time_limit_minutes, epochs), cell.name, base)
-        except ConfigError as err:
-            raise ConfigError(f"ablation cell {cell.name}: {err}") from None
+    cells = study_cells(raw, base, dims, archs, kinds, seeds, vary, time_limit_minutes, epochs)
     budget = f"{epochs} epochs" if epochs is not None else f"{time_limit_minutes:g} min"
     study = bool(seeds) or bool(vary)
     header = (
@@ -341,7 +262,10 @@ def ablate(
     table = header
     for cell in [None, *cells]:  # None: the tables exist even before (or without) a first cell
         if cell is not None:
-            rows.append(run_cell(raw, base, cell, out_dir, time_limit_minutes, device, epochs, results_dir))
+            row = run_cell(raw, base, cell, out_dir, time_limit_minutes, device, epochs, results_dir)
+            rows.append(
+                {**row, "variant": f"{cell.default_variant} (default)"} if cell.default_variant else row
+            )
         table = study_markdown(rows, header) if study else results_markdown(rows, header)
         write_text_atomic(out_dir / "results.md", table)
         write_text_atomic(out_dir / "results.json", json.dumps(rows, indent=2))

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from scseg.errors import ConfigError, DataError
-from scseg.evaluation.ablation import Cell, ablate, cell_config
+from scseg.evaluation.ablation import ablate
 from scseg.evaluation.evaluate import evaluate_folders, evaluate_model
 from scseg.evaluation.matching import PREDICT_LABELS
 from scseg.evaluation.metrics import StructureScore
@@ -191,17 +191,6 @@ def test_ablation_over_a_tiny_grid_is_tabulated_and_resumable(phantom_root: Path
     assert (out / "3d_unet_none" / "evaluation" / "summary.json").stat().st_mtime_ns == stamp
 
 
-def test_cell_configs_switch_architecture_and_dimensionality() -> None:
-    raw = {
-        "model": {"name": "unet", "base_features": 8, "se": "cse"},
-        "mode": {"type": "3d", "patch_size": [32, 48, 32]},
-    }
-    two_d = cell_config(raw, Cell(2, "densenet", "scse"), 5)
-    assert two_d["model"] == {"name": "densenet", "se": "scse"}
-    assert two_d["mode"]["type"] == "2d" and two_d["mode"]["patch_size"] == [32, 32]  # coronal: the 48 goes
-    assert two_d["train"]["time_limit_minutes"] == 5 and raw["model"]["se"] == "cse"  # the input is untouched
-
-
 def test_a_label_table_with_background_is_accepted(label_folders: tuple[Path, Path], tmp_path: Path) -> None:
     """ITK-SNAP / FreeSurfer-style tables list ``0: background``: accepted, and background not scored."""
     pred, ref = label_folders
@@ -232,7 +221,7 @@ def test_a_multi_seed_sweep_keeps_cell_json_and_tables_from_it(phantom_root: Pat
     names = [r["cell"] for r in rows]
     assert names == [
         "3d_unet_none_s0", "3d_unet_none_s1",
-        "3d_unet_cse_se_reduction-2_s0", "3d_unet_cse_se_reduction-2_s1",
+        "3d_unet_cse_s0", "3d_unet_cse_s1",  # r=2 is U-Net's default: the plain cells
         "3d_unet_cse_se_reduction-4_s0", "3d_unet_cse_se_reduction-4_s1",
     ]  # fmt: skip
     assert sorted(p.stem for p in kept.glob("*.json")) == sorted(names)
@@ -241,14 +230,12 @@ def test_a_multi_seed_sweep_keeps_cell_json_and_tables_from_it(phantom_root: Pat
     assert [r["network_options"]["se"] for r in rows] == ["none", "none"] + ["cse"] * 4
     assert rows[-1]["network_options"]["se_reduction"] == 4
     by_name = {r["cell"]: r for r in rows}
-    assert (
-        by_name["3d_unet_cse_se_reduction-4_s1"]["parameters"]
-        < by_name["3d_unet_cse_se_reduction-2_s1"]["parameters"]
-    )
+    assert by_name["3d_unet_cse_se_reduction-4_s1"]["parameters"] < by_name["3d_unet_cse_s1"]["parameters"]
     assert set(by_name["3d_unet_none_s0"]["structure_volume_ml"]) == {"ventricle", "lesion", "rim"}
     table = (out / "results.md").read_text()
     assert "mean Dice [95 % CI] over validation subjects x seeds" in table
     assert "| unet | cse | model.se_reduction=4 | 2 | 4 |" in table, table  # 2 subjects x 2 seeds
+    assert "| unet | cse | model.se_reduction=2 (default) | 2 | 4 |" in table, table
     assert "by structure size" in table and "small third" in table
     assert all(r["train_minutes"] > 0 for r in rows) and "train min / cell" in table
     shutil.rmtree(out)

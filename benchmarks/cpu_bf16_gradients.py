@@ -8,12 +8,14 @@ so ``train.cpu_amp`` is refused for 3D configs. Re-run this on a new torch build
 
 ``--steps`` also times a training step (forward and backward, eager) of the four 2D study
 architectures at the whole-brain study's batch (16 coronal slices of 72 x 80, 99 classes), float32
-against bf16 autocast: what ``train.cpu_amp`` buys.
+against bf16 autocast: what ``train.cpu_amp`` buys. ``--step-archs`` picks the rows, ``ARCH:N`` at
+``features=N`` (e.g. ``sdnet:32``); ``--float32-only`` skips bf16 where it is emulated (slow).
 
 Run by hand (results go to docs/benchmarks.md)::
 
     .venv/bin/python benchmarks/cpu_bf16_gradients.py             # exit status 1 when a 2D row fails
     .venv/bin/python benchmarks/cpu_bf16_gradients.py --steps --repeats 5
+    .venv/bin/python benchmarks/cpu_bf16_gradients.py --steps --float32-only --step-archs sdnet,sdnet:32
 """
 
 from __future__ import annotations
@@ -61,9 +63,12 @@ def check(dims: int, cin: int, cout: int, size: int, repeats: int) -> tuple[floa
 
 
 def step_seconds(arch: str, bf16: bool, repeats: int) -> float:
-    """Median seconds of one training step (scSE, batch norm) after two warm-up steps."""
+    """Median seconds of one training step (scSE, batch norm) after two warm-up steps; ``arch`` is
+    a registry name, or ``name:N`` for that network at ``features=N``."""
     torch.manual_seed(0)
-    net = create_model(arch, 2, 1, STUDY_CLASSES, se="scse", norm="batch")
+    name, _, width = arch.partition(":")
+    options = {"features": int(width)} if width else {}
+    net = create_model(name, 2, 1, STUDY_CLASSES, se="scse", norm="batch", **options)
     x = torch.randn(STUDY_BATCH, 1, *STUDY_SLICE)
     times = []
     for i in range(repeats + 2):
@@ -81,6 +86,10 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--sizes", default="1,2,3,4,5", help="square / cubic feature-map sizes")
     parser.add_argument("--steps", action="store_true", help="also time training steps per architecture")
+    parser.add_argument(
+        "--step-archs", default="unet,resunet,sdnet,densenet", help="ARCH or ARCH:FEATURES, ..."
+    )
+    parser.add_argument("--float32-only", action="store_true", help="time float32 steps only")
     args = parser.parse_args()
     torch.manual_seed(0)
     table = Table(
@@ -117,8 +126,12 @@ def main() -> int:
         )
         for column in ("architecture", "float32 s", "bf16 s", "speed-up"):
             steps.add_column(column)
-        for arch in ("unet", "resunet", "sdnet", "densenet"):
-            fp32, bf16 = step_seconds(arch, False, args.repeats), step_seconds(arch, True, args.repeats)
+        for arch in args.step_archs.split(","):
+            fp32 = step_seconds(arch, False, args.repeats)
+            if args.float32_only:
+                steps.add_row(arch, f"{fp32:.3f}", "-", "-")
+                continue
+            bf16 = step_seconds(arch, True, args.repeats)
             steps.add_row(arch, f"{fp32:.3f}", f"{bf16:.3f}", f"{fp32 / bf16:.2f}x")
         console.print(steps)
     return 1 if failed_2d else 0

@@ -105,6 +105,7 @@ def study_cells(
         variants = [f"{key}={v}" for v in values.split(",") if v]
     seed_list: list[int | None] = list(seeds) if seeds else [None]
     cells: list[Cell] = []
+    seen: set[str] = set()
     combos = [
         (d, a, s, seed, variant)
         for d in dims
@@ -116,17 +117,18 @@ def study_cells(
     for combo in combos:
         cell = Cell(*combo)
         try:
-            swept = _effective(
+            effective = _effective(
                 config_from_dict(cell_config(raw, cell, time_limit_minutes, epochs), cell.name, base)
             )
             if cell.variant is not None:
                 plain = dataclasses.replace(cell, variant=None)
                 config = cell_config(raw, plain, time_limit_minutes, epochs)
-                if _effective(config_from_dict(config, plain.name, base)) == swept:
+                if _effective(config_from_dict(config, plain.name, base)) == effective:
                     cell = dataclasses.replace(plain, default_variant=cell.variant)
         except ConfigError as err:
             raise ConfigError(f"ablation cell {cell.name}: {err}") from None
-        if cell.name not in {c.name for c in cells}:
+        if cell.name not in seen:  # a value listed twice, or a default and its explicit spelling
+            seen.add(cell.name)
             cells.append(cell)
     return cells
 

@@ -15,6 +15,14 @@ A variant is an SE kind, optionally with SE options after a colon (the design sp
     .venv/bin/python benchmarks/se_overhead.py --archs resunet --dims 2 --size-2d 160 \
         --variants none,cse,cse:integration=pre,cse:integration=post,cse:integration=identity,cse:integration=3x3
 
+``--study`` times the whole-brain study's training step instead (2D, 16 coronal slices of 72 x 80,
+99 classes, batch norm; an architecture as ``ARCH:N`` at ``features=N``, e.g. ``sdnet:32``), with
+``--compile`` as ``train.compile`` does, and adds the column the study's equal-wall-clock cells
+need: how many epochs a variant trains in the time ``none`` trains 900::
+
+    .venv/bin/python benchmarks/se_overhead.py --study --compile --archs unet,resunet,sdnet:32,densenet:32 \
+        --variants none,scse --repeats 3 --steps 5
+
 Each variant runs in its own subprocess so that peak RSS (ru_maxrss) belongs to that variant alone;
 variants are interleaved over rounds so machine drift hits all of them alike. ``scse-eager`` runs the
 gate combination with the eager in-place kernels instead of the compiled (inductor) ones, and
@@ -36,6 +44,7 @@ import sys
 import time
 
 VARIANTS = ("none", "cse", "sse", "scse", "scse-eager", "scse-plain", "pe")
+STUDY_BATCH, STUDY_SLICE, STUDY_CLASSES, STUDY_EPOCHS = 16, (72, 80), 99, 900  # configs/whole_brain_2d.yaml
 
 
 def run_variant(
@@ -45,6 +54,8 @@ def run_variant(
     threads: int,
     arch: str = "unet",
     dims: int = 3,
+    study: bool = False,
+    compile_: bool = False,
 ) -> dict[str, float]:
     import torch
 
@@ -63,18 +74,26 @@ def run_variant(
         os.environ[gate_kernels.ENV] = "eager"  # the eager in-place kernels instead of the compiled ones
         kind = "scse"
     torch.manual_seed(0)
-    # the 3D U-Net at the widths of the anchors; the others at their defaults
+    arch, _, width = arch.partition(":")
+    # the U-Net at the widths of the anchors (and of the study's config); the others at their
+    # defaults, or at features=N
     widths = {"features": (16, 32, 64, 128, 256)} if arch == "unet" else {}
-    model = create_model(arch, dims, 1, 3, se=kind, norm="instance", **widths, **options)
+    widths = {"features": int(width)} if width else widths
+    classes, norm = (STUDY_CLASSES, "batch") if study else (3, "instance")
+    model = create_model(arch, dims, 1, classes, se=kind, norm=norm, **widths, **options)
+    net = torch.compile(model) if compile_ else model  # as train.compile: the training forward
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
     batch = 2 if dims == 3 else 8
-    x = torch.randn(batch, 1, *([size] * dims))
-    y = torch.randint(0, 3, (batch, *([size] * dims)))
+    shape = [size] * dims
+    if study:
+        batch, shape = STUDY_BATCH, list(STUDY_SLICE)
+    x = torch.randn(batch, 1, *shape)
+    y = torch.randint(0, classes, (batch, *shape))
     times = []
     for step in range(steps + 1):
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss = torch.nn.functional.cross_entropy(net(x), y)
         loss.backward()
         optimizer.step()
         if step:  # the first step warms up allocator and kernels
@@ -106,15 +125,18 @@ def saved_for_backward_mib(model, x) -> float:
     return sum(storages.values()) / 2**20
 
 
-def _table(results: dict[str, list[dict[str, float]]], variants: list[str]) -> list[str]:
+def _table(results: dict[str, list[dict[str, float]]], variants: list[str], study: bool = False) -> list[str]:
+    """Markdown rows of each variant against ``none``; with ``study``, also the epochs a variant
+    trains in the time ``none`` trains the study's budget (the equal-wall-clock cells' N)."""
     base = results["none"]
     base_t = statistics.median(r["step_s"] for r in base)
     base_m = statistics.median(r["peak_mib"] for r in base)
     base_s, base_p = base[0]["saved_mib"], base[0]["params"]
+    extra = f" epochs in none's {STUDY_EPOCHS} |" if study else ""
     lines = [
         "| se | parameters | vs none | step time (s) | vs none | peak RSS (MiB) | vs none "
-        "| saved for backward (MiB) | vs none |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| saved for backward (MiB) | vs none |" + extra,
+        "|---|---|---|---|---|---|---|---|---|" + ("---|" if study else ""),
     ]
     for v in variants:
         t = statistics.median(r["step_s"] for r in results[v])
@@ -123,6 +145,7 @@ def _table(results: dict[str, list[dict[str, float]]], variants: list[str]) -> l
         lines.append(
             f"| {v} | {n:,.0f} | {100 * (n / base_p - 1):+.2f} % | {t:.3f} | {t / base_t:.2f}x | {m:.0f} "
             f"| {m / base_m:.2f}x | {sv:.0f} | {sv / base_s:.2f}x |"
+            + (f" {round(STUDY_EPOCHS * base_t / t)} |" if study else "")
         )
     return lines
 
@@ -152,17 +175,21 @@ def main() -> None:
     )
     parser.add_argument("--archs", default="unet", help="comma-separated: unet,sdnet,densenet,resunet")
     parser.add_argument("--dims", default="3", help="2, 3 or 2,3")
+    parser.add_argument("--study", action="store_true", help="the whole-brain study's 2D step (see above)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model, as train.compile")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--arch", default="unet", help=argparse.SUPPRESS)
     parser.add_argument("--child-dims", type=int, default=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         size = args.size if args.child_dims == 3 else args.size_2d
-        result = run_variant(args.child, size, args.steps, args.threads, args.arch, args.child_dims)
+        result = run_variant(
+            args.child, size, args.steps, args.threads, args.arch, args.child_dims, args.study, args.compile
+        )
         print(json.dumps(result))
         return
     for arch in args.archs.split(","):
-        for dims in (int(d) for d in args.dims.split(",")):
+        for dims in [2] if args.study else [int(d) for d in args.dims.split(",")]:  # the study is 2D
             # Project & Excite is 3D only; the plain-formula variant only matters for the U-Net
             variants = [v for v in split_variants(args.variants) if not (v == "pe" and dims == 2)]
             results: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
@@ -171,6 +198,7 @@ def main() -> None:
                     cmd = [sys.executable, __file__, "--child", v, "--arch", arch, "--child-dims", str(dims),
                            "--size", str(args.size), "--size-2d", str(args.size_2d),
                            "--steps", str(args.steps), "--threads", str(args.threads)]  # fmt: skip
+                    cmd += ["--study"] * args.study + ["--compile"] * args.compile
                     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
                     results[v].append(json.loads(out.strip().splitlines()[-1]))
                     print(
@@ -178,8 +206,11 @@ def main() -> None:
                         file=sys.stderr,
                     )
             size = f"{args.size}^3, batch 2" if dims == 3 else f"{args.size_2d}^2, batch 8"
-            print(f"\n{arch} {dims}D ({size}):\n")
-            print("\n".join(_table(results, variants)), flush=True)
+            if args.study:
+                size = f"the study's step: {STUDY_BATCH} slices of {STUDY_SLICE}, {STUDY_CLASSES} classes"
+            compiled = ", compiled" if args.compile else ""
+            print(f"\n{arch} {dims}D ({size}{compiled}, {args.threads} threads):\n")
+            print("\n".join(_table(results, variants, args.study)), flush=True)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,9 @@ A variant is an SE kind, optionally with SE options after a colon (the design sp
 ``--study`` times the whole-brain study's training step instead (2D, 16 coronal slices of 72 x 80,
 99 classes, batch norm; an architecture as ``ARCH:N`` at ``features=N``, e.g. ``sdnet:32``), with
 ``--compile`` as ``train.compile`` does, and adds the column the study's equal-wall-clock cells
-need: how many epochs a variant trains in the time ``none`` trains 900::
+need: how many epochs a variant trains in the time ``none`` trains 900 (meaningful only on a quiet
+machine with many rounds: on a shared 2-core VM a few seconds of steps swung by 30 %, more than
+scSE's cost; docs/benchmarks.md)::
 
     .venv/bin/python benchmarks/se_overhead.py --study --compile --archs unet,resunet,sdnet:32,densenet:32 \
         --variants none,scse --repeats 3 --steps 5

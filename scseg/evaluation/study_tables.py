@@ -138,8 +138,9 @@ def table_markers(key: str) -> tuple[str, str]:
 
 
 def splice_tables(document: Path, tables: str, key: str) -> None:
-    """Replace what lies between study ``key``'s markers in ``document`` with ``tables`` (its title
-    dropped and every heading one level down, to sit under the write-up's own section).
+    """Replace what lies between study ``key``'s markers in ``document`` with ``tables``: its title
+    dropped, its headings moved to one level below the write-up's section that holds the markers
+    (``### Sweep`` -> ``#### 2D: ...``), so the tables nest in the outline.
 
     Raises:
         ConfigError: the document or one of its two marker lines is missing.
@@ -161,9 +162,30 @@ def splice_tables(document: Path, tables: str, key: str) -> None:
     body = tables.split("\n")
     if body and body[0].startswith("# "):
         body = body[1:]
-    body = ["#" + line if line.startswith("#") else line for line in body]
+    levels = [_heading_level(line) for line in body]
+    top = min((n for n in levels if n), default=0)
+    shift = _section_level(lines[:first]) + 1 - top  # the tables' top headings: one below the section's
+    body = ["#" * min(6, n + shift) + line[n:] if n else line for line, n in zip(body, levels, strict=True)]
     while body and not body[0].strip():
         body = body[1:]
     while body and not body[-1].strip():
         body = body[:-1]
     write_text_atomic(document, "\n".join([*lines[: first + 1], "", *body, "", *lines[last:]]))
+
+
+def _heading_level(line: str) -> int:
+    """1-6 for a Markdown ATX heading (``## Title``), else 0."""
+    hashes = len(line) - len(line.lstrip("#"))
+    return hashes if 1 <= hashes <= 6 and line[hashes : hashes + 1] == " " else 0
+
+
+def _section_level(lines: list[str]) -> int:
+    """The level of the last heading in ``lines``, outside code fences (a ``# comment`` in a bash
+    block is not a heading); 1 when there is none."""
+    level, fenced = 1, False
+    for line in lines:
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced and _heading_level(line):
+            level = _heading_level(line)
+    return level

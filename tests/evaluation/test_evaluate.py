@@ -246,14 +246,19 @@ def test_a_multi_seed_sweep_keeps_cell_json_and_tables_from_it(phantom_root: Pat
     # write-up between its markers and keeps the prose around them.
     write_up = tmp_path / "results.md"
     begin, end = table_markers("docs_results, vary model.se_reduction")
-    write_up.write_text(f"# Study\n\nProse before.\n\n{begin}\nold table\n{end}\n\nProse after.\n")
+    write_up.write_text(
+        f"# Study\n\nProse before.\n\n### Sweep\n\n```bash\n# a comment, not a heading\n```\n\n"
+        f"{begin}\nold table\n{end}\n\nProse after.\n"
+    )
     more = dict(args, seeds=[0, 1, 2], table_only=True, into=write_up)
     tabled = ablate(config, ["unet"], ["none", "cse"], [3], None, out, **more)
     assert tabled == again and not (out / "3d_unet_none_s2").exists()
     text = write_up.read_text()
     assert "6 of 9 cells finished; not yet run: 3d_unet_none_s2," in text
     assert "old table" not in text and text.startswith("# Study\n\nProse before.") and "Prose after." in text
-    assert "\n### 3D: mean Dice [95 % CI]" in text and "# Ablation" not in text
+    # the tables' headings nest one level below the section that holds the markers
+    assert "\n#### 3D: mean Dice [95 % CI]" in text and "\n#### 3D: Dice change vs none" in text
+    assert "# Ablation" not in text
     write_up.write_text("# Study without markers\n")
     with pytest.raises(ConfigError, match="mark where study 'docs_results, vary model.se_reduction'"):
         ablate(config, ["unet"], ["none", "cse"], [3], None, out, **more)

@@ -118,7 +118,7 @@ def ablate(
         "--into",
         help="Also put the tables into this Markdown file, between '<!-- scseg ablate tables: NAME -->' and "
         "'<!-- scseg ablate tables end: NAME -->' (NAME: the --results folder's name, else --out's, then "
-        "', vary KEY' for a sweep).",
+        "', vary KEY' for a sweep); their headings nest under the section that holds the markers.",
     ),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     set_: list[str] = typer.Option([], "--set", help="Override a config value for every cell (repeatable)."),

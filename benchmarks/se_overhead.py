@@ -23,7 +23,7 @@ machine with many rounds: on a shared 2-core VM a few seconds of steps swung by 
 scSE's cost; docs/benchmarks.md)::
 
     .venv/bin/python benchmarks/se_overhead.py --study --compile --archs unet,resunet,sdnet:32,densenet:32 \
-        --variants none,scse --repeats 3 --steps 5
+        --variants none,scse --repeats 8 --steps 20
 
 Each variant runs in its own subprocess so that peak RSS (ru_maxrss) belongs to that variant alone;
 variants are interleaved over rounds so machine drift hits all of them alike. ``scse-eager`` runs the

@@ -103,7 +103,8 @@ def ablate(
         "--vary",
         help="Sweep one option over the SE cells, e.g. model.se_reduction=2,4,8,16. The 'none' cells are "
         "not swept: they train once per seed with the config's value (use --set to change them too). "
-        "A value a cell has anyway (e.g. the default r=2) is the plain cell, trained once.",
+        "A value a cell has anyway (e.g. the default r=2) is the plain cell, trained once. ARCH:VALUE is one "
+        "architecture's own value, e.g. train.max_epochs=unet:816,resunet:840 (each its own budget, one table).",
     ),
     results: Path = typer.Option(
         None,

@@ -229,7 +229,8 @@ def ablate(
         seeds: train every cell once per seed (default: the config's seed, once).
         epochs: train every cell this many epochs instead of ``time_limit_minutes``.
         vary: sweep one option over the SE cells, ``model.se_reduction=2,4,8,16`` (``none`` cells
-            are trained once per seed, without it).
+            are trained once per seed, without it); ``ARCH:VALUE`` is one architecture's own value
+            (``train.max_epochs=unet:816,resunet:840``: each its own budget, in one table).
         results_dir: keep each finished cell as JSON there (see the module docstring).
         table_only: train nothing: table the finished cells and name the others.
         into: also put the tables into this Markdown write-up, between the markers of

@@ -97,12 +97,7 @@ def study_cells(
     Raises:
         ConfigError: a malformed ``vary``, or a cell whose config is invalid (e.g. pe in 2D).
     """
-    variants: list[str | None] = [None]
-    if vary:
-        key, sep, values = vary.partition("=")
-        if not sep or not key or not values:
-            raise ConfigError(f"--vary {vary!r}: expected KEY=V1,V2,... (e.g. model.se_reduction=2,4,8,16)")
-        variants = [f"{key}={v}" for v in values.split(",") if v]
+    variants = swept_values(vary, archs)
     seed_list: list[int | None] = list(seeds) if seeds else [None]
     cells: list[Cell] = []
     seen: set[str] = set()
@@ -111,7 +106,7 @@ def study_cells(
         for d in dims
         for a in archs
         for s in kinds
-        for variant in (variants if s != "none" else [None])
+        for variant in (variants[a] if s != "none" else [None])
         for seed in seed_list
     ]
     for combo in combos:
@@ -131,6 +126,37 @@ def study_cells(
             seen.add(cell.name)
             cells.append(cell)
     return cells
+
+
+def swept_values(vary: str | None, archs: list[str]) -> dict[str, list[str | None]]:
+    """Each architecture's swept settings (``model.se_reduction=4``) from ``--vary KEY=V1,V2,...``.
+
+    A value written ``ARCH:VALUE`` is that architecture's only (``train.max_epochs=unet:816,
+    resunet:840``: each architecture's own epochs, one table); the other values are every one's.
+    Without ``vary``, every architecture has the one unswept setting, None.
+
+    Raises:
+        ConfigError: a malformed ``vary``, or an architecture of the study left with no value.
+    """
+    if not vary:
+        return {a: [None] for a in archs}
+    key, sep, values = vary.partition("=")
+    if not sep or not key or not values:
+        raise ConfigError(f"--vary {vary!r}: expected KEY=V1,V2,... (e.g. model.se_reduction=2,4,8,16)")
+    swept: dict[str, list[str | None]] = {a: [] for a in archs}
+    for value in filter(None, values.split(",")):
+        arch, colon, own = value.partition(":")
+        if colon and arch in swept:
+            swept[arch].append(f"{key}={own}")
+        else:  # only a study architecture's name makes a prefix: any other colon is the value's
+            for target in archs:
+                swept[target].append(f"{key}={value}")
+    if missing := [a for a in archs if not swept[a]]:
+        raise ConfigError(
+            f"--vary {vary!r}: no value for {', '.join(missing)}; give every architecture of the study a "
+            f"value (ARCH:VALUE for one architecture's own, e.g. {missing[0]}:VALUE, or a plain VALUE for all)"
+        )
+    return swept
 
 
 def _effective(config: Config) -> dict:

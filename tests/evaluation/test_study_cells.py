@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scseg.evaluation.study_cells import Cell, cell_config, study_cells
+import pytest
+
+from scseg.errors import ConfigError
+from scseg.evaluation.study_cells import Cell, cell_config, study_cells, swept_values
 
 
 def test_cell_configs_switch_architecture_and_dimensionality() -> None:
@@ -41,3 +44,41 @@ def test_a_swept_value_a_cell_has_anyway_is_the_plain_cell(tiny_config: dict, tm
     # a training option too: the budget is the cells' own 1 epoch
     cells = study_cells(tiny_config, tmp_path, [3], ["unet"], ["cse"], None, "train.max_epochs=1,2", None, 1)
     assert [c.name for c in cells] == ["3d_unet_cse", "3d_unet_cse_max_epochs-2"]
+
+
+def test_an_architecture_prefixed_value_sweeps_that_architecture_only(
+    tiny_config: dict, tmp_path: Path
+) -> None:
+    """``--vary train.max_epochs=unet:2,resunet:3``: each architecture's SE cells take their own value
+    (equal wall-clock budgets in one table), a plain value goes to every architecture, and a colon that
+    does not follow a study architecture's name is part of the value."""
+    cells = study_cells(
+        tiny_config, tmp_path, [3], ["unet", "resunet"], ["none", "cse"], [0],
+        "train.max_epochs=unet:2,resunet:3", None, 1,
+    )  # fmt: skip
+    assert [(c.name, c.variant) for c in cells] == [
+        ("3d_unet_none_s0", None),
+        ("3d_unet_cse_max_epochs-2_s0", "train.max_epochs=2"),
+        ("3d_resunet_none_s0", None),
+        ("3d_resunet_cse_max_epochs-3_s0", "train.max_epochs=3"),
+    ]
+    swept = swept_values("model.se_reduction=unet:4,8,sdnet:16,x:y", ["unet", "resunet"])
+    assert swept == {
+        "unet": [
+            "model.se_reduction=4",
+            "model.se_reduction=8",
+            "model.se_reduction=sdnet:16",
+            "model.se_reduction=x:y",
+        ],
+        "resunet": ["model.se_reduction=8", "model.se_reduction=sdnet:16", "model.se_reduction=x:y"],
+    }
+    assert swept_values(None, ["unet"]) == {"unet": [None]}
+
+
+def test_an_architecture_without_a_swept_value_is_named(tiny_config: dict, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"no value for resunet; .*resunet:VALUE"):
+        study_cells(
+            tiny_config, tmp_path, [3], ["unet", "resunet"], ["cse"], None, "train.max_epochs=unet:2", None, 1
+        )
+    with pytest.raises(ConfigError, match="expected KEY=V1,V2"):
+        swept_values("train.max_epochs", ["unet"])

@@ -13,7 +13,7 @@ from scseg.config import Config, config_from_dict
 from scseg.config.load import apply_overrides
 from scseg.config.schema import SLICE_AXIS_INDEX
 from scseg.errors import ConfigError
-from scseg.nn.registry import model_options, shared_options
+from scseg.nn.registry import MODEL_REGISTRY, model_options, shared_options
 
 STRUCTURAL_KEYS = ("name", "spatial_dims", "in_channels")
 SAMPLES_PER_VOLUME_2D = 8  # 2D cells derived from a 3D config draw this many slices per volume
@@ -132,8 +132,9 @@ def swept_values(vary: str | None, archs: list[str]) -> dict[str, list[str | Non
     """Each architecture's swept settings (``model.se_reduction=4``) from ``--vary KEY=V1,V2,...``.
 
     A value written ``ARCH:VALUE`` is that architecture's only (``train.max_epochs=unet:816,
-    resunet:840``: each architecture's own epochs, one table); the other values are every one's.
-    Without ``vary``, every architecture has the one unswept setting, None.
+    resunet:840``: each architecture's own epochs, one table), unused when ARCH is not in the study
+    (one ``--vary`` serves a run of each architecture and the table of all); the other values are
+    every one's. Without ``vary``, every architecture has the one unswept setting, None.
 
     Raises:
         ConfigError: a malformed ``vary``, or an architecture of the study left with no value.
@@ -146,9 +147,10 @@ def swept_values(vary: str | None, archs: list[str]) -> dict[str, list[str | Non
     swept: dict[str, list[str | None]] = {a: [] for a in archs}
     for value in filter(None, values.split(",")):
         arch, colon, own = value.partition(":")
-        if colon and arch in swept:
-            swept[arch].append(f"{key}={own}")
-        else:  # only a study architecture's name makes a prefix: any other colon is the value's
+        if colon and arch in MODEL_REGISTRY:
+            if arch in swept:
+                swept[arch].append(f"{key}={own}")
+        else:  # only an architecture's name makes a prefix: any other colon is the value's
             for target in archs:
                 swept[target].append(f"{key}={value}")
     if missing := [a for a in archs if not swept[a]]:

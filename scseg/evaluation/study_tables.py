@@ -10,6 +10,9 @@ Every statement is paired and over subjects x seeds, as the SE papers' claims ne
   cut into small / medium / large terciles, where Roy et al. found SE's gains largest;
 - each group's median training minutes per cell, for equal-wall-clock readings (the median: a
   cell that shared the machine with other work is slower without being a different cell).
+- with two or more architectures, an ``all (N)`` row per SE kind: the architectures' paired
+  changes averaged per subject and seed, the interval over those pairs (the same subjects recur in
+  every architecture's cells, so their changes are not independent draws).
 
 :func:`splice_tables` puts the tables into a write-up (``docs/results.md``) between two markers, so
 the write-up's numbers are generated from the JSON while its prose stays hand-written.
@@ -77,8 +80,52 @@ def size_terciles(none_rows: list[dict]) -> dict[str, str]:
     return {s: TERCILES[min(2, 3 * i // max(1, len(ranked)))] for i, s in enumerate(ranked)}
 
 
+def _paired_changes(rows: list[dict], base_rows: list[dict]) -> tuple[dict, dict]:
+    """A cell group's paired changes against ``none``: (case, seed) -> change of the case's mean
+    Dice, and (case, seed, structure) -> (size tercile, change of that structure's Dice)."""
+    pairs, base = _pairs(rows), _pairs(base_rows)
+    tercile_of = size_terciles(base_rows)
+    per_case, per_structure = {}, {}
+    for k in sorted(set(pairs) & set(base)):
+        per_case[k] = _case_mean(pairs[k]) - _case_mean(base[k])
+        for structure, dice in pairs[k].items():
+            ref = base[k].get(structure)
+            if structure in tercile_of and dice is not None and ref is not None:
+                per_structure[(*k, structure)] = (tercile_of[structure], dice - ref)
+    return per_case, per_structure
+
+
+def _tercile_cells(per_structure: dict) -> str:
+    by_tercile = {t: [d for tercile, d in per_structure.values() if tercile == t] for t in TERCILES}
+    return " | ".join(_signed_interval(by_tercile[t]) for t in TERCILES)
+
+
+def _across_architectures(changes: dict[str, tuple[dict, dict]]) -> tuple[dict, dict]:
+    """The architectures' paired changes averaged per (case, seed) and per (case, seed, structure),
+    over the architectures that have that pair. The same validation subjects recur in every
+    architecture's cells (the split depends on the seed only), so the interval is then taken over
+    subjects x seeds, not over subjects x seeds x architectures as if those were independent."""
+    per_case, per_structure = defaultdict(list), defaultdict(list)
+    for case_changes, structure_changes in changes.values():
+        for k, d in case_changes.items():
+            per_case[k].append(d)
+        for k, (tercile, d) in structure_changes.items():
+            per_structure[k].append((tercile, d))
+    return (
+        {k: float(np.mean(v)) for k, v in per_case.items()},
+        {k: (v[0][0], float(np.mean([d for _, d in v]))) for k, v in per_structure.items()},
+    )
+
+
 def study_markdown(rows: list[dict], header: str) -> str:
-    """The study's tables (see the module docstring), one section per dimensionality."""
+    """The study's tables (see the module docstring), one section per dimensionality.
+
+    A study of two or more architectures gets, for each SE kind (and swept option) that every
+    architecture has once, an ``all (N)`` row: the N architectures' paired changes averaged per
+    validation subject and seed, with the interval over those subject x seed pairs. A swept option
+    pools by its key (``train.max_epochs``), so architectures with their own values (``unet:816``)
+    pool into one row.
+    """
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for row in rows:
         groups[group_key(row)].append(row)
@@ -92,33 +139,44 @@ def study_markdown(rows: list[dict], header: str) -> str:
         ]
         lines += ["|---|---|---|---|---|---|---|---|"]
         tercile_lines = []
+        pooled: dict[tuple[str, str], dict[str, list[tuple[dict, dict]]]] = defaultdict(dict)
         for key in keys:
             _, arch, se, variant = key
             pairs = _pairs(groups[key])
             seeds = sorted({r.get("seed") or 0 for r in groups[key]})
             means = [_case_mean(p) for p in pairs.values()]
-            base_rows = groups.get((dims, arch, "none", ""), [])
-            base = _pairs(base_rows)
-            shared = sorted(set(pairs) & set(base))
             delta = "-"
             if se != "none" or variant:
-                delta = _signed_interval([_case_mean(pairs[k]) - _case_mean(base[k]) for k in shared])
-                tercile_of = size_terciles(base_rows)
-                by_tercile = {t: [] for t in TERCILES}
-                for k in shared:
-                    for structure, dice in pairs[k].items():
-                        ref = base[k].get(structure)
-                        if structure in tercile_of and dice is not None and ref is not None:
-                            by_tercile[tercile_of[structure]].append(dice - ref)
-                tercile_lines.append(
-                    f"| {arch} | {se} | {variant or '-'} | "
-                    + " | ".join(_signed_interval(by_tercile[t]) for t in TERCILES)
-                    + " |"
-                )
+                changes = _paired_changes(groups[key], groups.get((dims, arch, "none", ""), []))
+                delta = _signed_interval(list(changes[0].values()))
+                tercile_lines.append(f"| {arch} | {se} | {variant or '-'} | {_tercile_cells(changes[1])} |")
+                option = (se, variant.split("=")[0])
+                pooled[option].setdefault(arch, []).append(changes)
             minutes = [r["train_minutes"] for r in groups[key] if r.get("train_minutes") is not None]
             lines.append(
                 f"| {arch} | {se} | {variant or '-'} | {len(seeds)} | {len(means)} | {_interval(means)} | {delta}"
                 f" | {f'{np.median(minutes):.1f}' if minutes else '-'} |"
+            )
+        architectures = {k[1] for k in keys}
+        for (se, option), by_arch in pooled.items():
+            # one group per architecture, each with pairs: an option swept over several values of one
+            # architecture has no single change per architecture to average
+            if len(architectures) < 2 or set(by_arch) != architectures:
+                continue
+            if any(
+                len(groups_of_arch) != 1 or not groups_of_arch[0][0] for groups_of_arch in by_arch.values()
+            ):
+                continue
+            changes = {arch: groups_of_arch[0] for arch, groups_of_arch in by_arch.items()}
+            per_case, per_structure = _across_architectures(changes)
+            seeds = sorted({seed for _, seed in per_case})
+            label = f"{option} (each architecture's)" if option else "-"
+            lines.append(
+                f"| all ({len(changes)}) | {se} | {label} | {len(seeds)} | {len(per_case)} | - "
+                f"| {_signed_interval(list(per_case.values()))} | - |"
+            )
+            tercile_lines.append(
+                f"| all ({len(changes)}) | {se} | {label} | {_tercile_cells(per_structure)} |"
             )
         if tercile_lines:
             lines += [

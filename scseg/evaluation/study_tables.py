@@ -161,11 +161,8 @@ def study_markdown(rows: list[dict], header: str) -> str:
         for (se, option), by_arch in pooled.items():
             # one group per architecture, each with pairs: an option swept over several values of one
             # architecture has no single change per architecture to average
-            if len(architectures) < 2 or set(by_arch) != architectures:
-                continue
-            if any(
-                len(groups_of_arch) != 1 or not groups_of_arch[0][0] for groups_of_arch in by_arch.values()
-            ):
+            one_each = all(len(found) == 1 and found[0][0] for found in by_arch.values())
+            if len(architectures) < 2 or set(by_arch) != architectures or not one_each:
                 continue
             changes = {arch: groups_of_arch[0] for arch, groups_of_arch in by_arch.items()}
             per_case, per_structure = _across_architectures(changes)

@@ -12,7 +12,8 @@ Every statement is paired and over subjects x seeds, as the SE papers' claims ne
   cell that shared the machine with other work is slower without being a different cell).
 - with two or more architectures, an ``all (N)`` row per SE kind: the architectures' paired
   changes averaged per subject and seed, the interval over those pairs (the same subjects recur in
-  every architecture's cells, so their changes are not independent draws).
+  every architecture's cells, so their changes are not independent draws); only the pairs that
+  every architecture has finished count, so a partly run study's row still means all N.
 
 :func:`splice_tables` puts the tables into a write-up (``docs/results.md``) between two markers, so
 the write-up's numbers are generated from the JSON while its prose stays hand-written.
@@ -102,18 +103,25 @@ def _tercile_cells(per_structure: dict) -> str:
 
 def _across_architectures(changes: dict[str, tuple[dict, dict]]) -> tuple[dict, dict]:
     """The architectures' paired changes averaged per (case, seed) and per (case, seed, structure),
-    over the architectures that have that pair. The same validation subjects recur in every
+    over the pairs that every architecture has. The same validation subjects recur in every
     architecture's cells (the split depends on the seed only), so the interval is then taken over
-    subjects x seeds, not over subjects x seeds x architectures as if those were independent."""
+    subjects x seeds, not over subjects x seeds x architectures as if those were independent. A pair
+    some architecture lacks (its cell is not run yet) is left out rather than averaged over fewer
+    architectures, so the row always means all of them."""
     per_case, per_structure = defaultdict(list), defaultdict(list)
     for case_changes, structure_changes in changes.values():
         for k, d in case_changes.items():
             per_case[k].append(d)
         for k, (tercile, d) in structure_changes.items():
             per_structure[k].append((tercile, d))
+    everyone = len(changes)
     return (
-        {k: float(np.mean(v)) for k, v in per_case.items()},
-        {k: (v[0][0], float(np.mean([d for _, d in v]))) for k, v in per_structure.items()},
+        {k: float(np.mean(v)) for k, v in per_case.items() if len(v) == everyone},
+        {
+            k: (v[0][0], float(np.mean([d for _, d in v])))
+            for k, v in per_structure.items()
+            if len(v) == everyone
+        },
     )
 
 
@@ -122,7 +130,7 @@ def study_markdown(rows: list[dict], header: str) -> str:
 
     A study of two or more architectures gets, for each SE kind (and swept option) that every
     architecture has once, an ``all (N)`` row: the N architectures' paired changes averaged per
-    validation subject and seed, with the interval over those subject x seed pairs. A swept option
+    validation subject and seed that all N have, with the interval over those pairs. A swept option
     pools by its key (``train.max_epochs``), so architectures with their own values (``unet:816``)
     pool into one row.
     """
@@ -166,6 +174,8 @@ def study_markdown(rows: list[dict], header: str) -> str:
                 continue
             changes = {arch: groups_of_arch[0] for arch, groups_of_arch in by_arch.items()}
             per_case, per_structure = _across_architectures(changes)
+            if not per_case:
+                continue
             seeds = sorted({seed for _, seed in per_case})
             label = f"{option} (each architecture's)" if option else "-"
             lines.append(

@@ -62,3 +62,16 @@ def test_a_swept_option_pools_by_its_key_only_with_one_value_per_architecture() 
     # a single architecture's study has no `all` rows
     alone = study_markdown([r for r in rows if r["arch"] == "unet"], "# Study")
     assert "| all (" not in alone
+
+
+def test_the_all_row_keeps_only_the_pairs_every_architecture_has() -> None:
+    # sSE: U-Net has seeds 0 and 1 (+0.02), SD-Net seed 0 only (-0.01). Seed 1 has no SD-Net change,
+    # so the row is seed 0's two subjects at +0.005, not those averaged with U-Net's seed 1 alone.
+    rows = [_cell(arch, "none", seed, 0.0) for arch in ("unet", "sdnet") for seed in (0, 1)]
+    rows += [_cell("unet", "sse", seed, 0.02) for seed in (0, 1)]
+    rows += [_cell("sdnet", "sse", 0, -0.01)]
+    table = study_markdown(rows, "# Study")
+    assert (
+        _row(table, "| all (2) | sse | - | 1 |") == "| all (2) | sse | - | 1 | 2 | - | +0.005 ± 0.000 | - |"
+    )
+    assert "| all (2) | sse | - | +0.005 ± 0.000 | +0.005 ± 0.000 | +0.005 ± 0.000 |" in table

@@ -75,3 +75,12 @@ def test_the_all_row_keeps_only_the_pairs_every_architecture_has() -> None:
         _row(table, "| all (2) | sse | - | 1 |") == "| all (2) | sse | - | 1 | 2 | - | +0.005 ± 0.000 | - |"
     )
     assert "| all (2) | sse | - | +0.005 ± 0.000 | +0.005 ± 0.000 | +0.005 ± 0.000 |" in table
+
+
+def test_no_all_row_when_the_architectures_share_no_pair() -> None:
+    # sSE: U-Net finished seed 1 only, SD-Net seed 0 only: no subject x seed pair has both changes.
+    rows = [_cell(arch, "none", seed, 0.0) for arch in ("unet", "sdnet") for seed in (0, 1)]
+    rows += [_cell("unet", "sse", 1, 0.02), _cell("sdnet", "sse", 0, -0.01)]
+    table = study_markdown(rows, "# Study")
+    assert "| all (2) | sse |" not in table
+    assert "| unet | sse |" in table and "| sdnet | sse |" in table

@@ -23,6 +23,13 @@ def evaluate(
         "--labels",
         help="names.yaml: label value -> name, 0 (background) ignored (default: the model's names, else label_<n>).",
     ),
+    annotated: str = typer.Option(
+        None,
+        "--annotated",
+        help="With --pred/--ref, partial labels: a CSV (case column, one 0/1 column per structure name) or "
+        "'nonempty'; a structure is scored only in the cases that annotated it (with --model: the "
+        "config's data.annotated).",
+    ),
     model: Path = typer.Option(None, "--model", "-m", help=MODEL_HELP + " Predicts --data's split."),
     data: Path = typer.Option(None, "--data", help="With --model: the YAML config whose data to predict."),
     split: str = typer.Option("val", help="With --model: val (the config's validation split) or all."),
@@ -56,14 +63,17 @@ def evaluate(
     if split not in ("val", "all"):
         raise fail(f"--split {split!r}: expected val or all")
     if folders:
-        result = evaluate_folders(pred, ref, out, labels)
+        result = evaluate_folders(pred, ref, out, labels, annotated=annotated)
     else:
         result = evaluate_model(
             model, data, out, split=split, device=device, precision=precision, tta=tta,
             mc_dropout=mc_dropout, calibrate_qc=calibrate_qc, qc_dice=qc_dice,
         )  # fmt: skip
     per_structure = result.summary["per_structure"].items()
-    console.print(dice_table({k: v["dice_mean"] for k, v in per_structure if v["dice_mean"] is not None}))
+    scored = {k: v for k, v in per_structure if v["dice_mean"] is not None}
+    console.print(
+        dice_table({k: v["dice_mean"] for k, v in scored.items()}, {k: v["cases"] for k, v in scored.items()})
+    )
     if result.unpredicted:
         console.print(
             f"[yellow]{len(result.unpredicted)} reference case(s) had no prediction and were not scored"

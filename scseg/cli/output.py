@@ -37,15 +37,19 @@ class ScsegGroup(TyperGroup):
             raise fail(printable(str(err)), err.exit_code) from None
 
 
-def dice_table(dice: dict[str, float]) -> Table:
-    """Structure | Dice rows plus the mean."""
+def dice_table(dice: dict[str, float], cases: dict[str, int] | None = None) -> Table:
+    """Structure | Dice rows plus the mean; with ``cases``, how many cases each Dice rests on."""
     table = Table()
     table.add_column("structure")
     table.add_column("Dice", justify="right")
+    if cases is not None:
+        table.add_column("cases", justify="right")
     for name, value in dice.items():
-        table.add_row(name, f"{value:.4f}")
+        table.add_row(name, f"{value:.4f}", *([str(cases.get(name, 0))] if cases is not None else []))
     if dice:
-        table.add_row("[bold]mean", f"[bold]{sum(dice.values()) / len(dice):.4f}")
+        table.add_row(
+            "[bold]mean", f"[bold]{sum(dice.values()) / len(dice):.4f}", *([""] if cases is not None else [])
+        )
     return table
 
 

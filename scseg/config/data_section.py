@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from scseg.errors import ConfigError
 from scseg.labels.hemispheres import pair_classes
 from scseg.labels.label_set import read_label_set
+from scseg.paths import expand_data_vars
 
 
 class Section(BaseModel):
@@ -41,7 +42,8 @@ class DataConfig(Section):
     lr_pairs: Literal["auto"] | list[tuple[str, str]] | None = Field(
         "auto",
         description="left / right structure pairs, swapped by left-right flips: 'auto' finds them from "
-        "the names (Left-/Right-, ctx-lh-/ctx-rh-, _left/_right), or a list of [left, right] names; "
+        "the names (names that agree apart from the side: Left-X/Right-X, ctx-lh-X/ctx-rh-X, X_L/X_R, LeftX/RightX, "
+        "...), or a list of [left, right] names; "
         "null: none",
     )
     label_values: list[int] | None = Field(
@@ -56,6 +58,14 @@ class DataConfig(Section):
         None,
         description="how to code a structure the segment-code table cannot match by its name: "
         "{name: table name (e.g. Hippocampus-Anterior) or SCHEME:VALUE:Meaning}; see scseg/labels/codes.py",
+    )
+    annotated: str | None = Field(
+        None,
+        description="partial labels: which structures were annotated in which case. A CSV (relative to root) "
+        "with a case column and one 0/1 column per structure (e.g. OpenKBP's contoured.csv), or 'nonempty' "
+        "(a structure is annotated where it has voxels). Label 0 of an unannotated structure then means "
+        "'unknown', not background: the loss does not punish predicting it there, and scseg evaluate scores "
+        "it only where annotated. Default: every structure annotated in every case",
     )
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     split: SplitConfig | None = None
@@ -130,6 +140,14 @@ class DataConfig(Section):
         if isinstance(self.label_names, dict):
             return [self.label_names[k] for k in sorted(self.label_names)]
         return list(self.label_names)
+
+    @property
+    def annotation_table(self) -> Path | None:
+        """The ``annotated`` CSV's path (``None``: every structure annotated, or the ``nonempty`` rule)."""
+        if self.annotated is None or self.annotated == "nonempty":
+            return None
+        path = Path(expand_data_vars(self.annotated))
+        return path if path.is_absolute() else Path(self.root) / path
 
     @property
     def lr_classes(self) -> list[tuple[int, int]]:

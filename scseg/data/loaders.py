@@ -13,6 +13,7 @@ from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
 from scseg.config.schema import Config
+from scseg.data.annotation import attach_annotations
 from scseg.data.cases import Case, discover_cases, split_cases
 from scseg.data.checks import check_label_ids_present
 from scseg.data.transforms import train_transforms, validation_transforms
@@ -104,7 +105,7 @@ def build_loaders(config: Config, rank: int = 0, world_size: int = 1, show_progr
         )
     train_cases, val_cases = split_cases(cases, config.data, config.train.seed)
     train_ds = _cache(
-        [c.as_dict() for c in train_cases],
+        attach_annotations([c.as_dict() for c in train_cases], config),
         train_transforms(config),
         config,
         show_progress,

@@ -41,8 +41,9 @@ from monai.transforms import (
 )
 
 from scseg.config.schema import SLICE_AXIS_INDEX, Config, PreprocessingConfig
+from scseg.data.annotation import NONEMPTY, AnnotatedFromLabeld
 from scseg.data.checks import CheckImageLabeld, RemapLabelsd
-from scseg.data.lr_flip import RandFlipLRd
+from scseg.data.lr_flip import RandFlipLRd, check_lr_mirroring, flip_axes
 
 KEYS = ("image", "label")
 RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
@@ -170,10 +171,8 @@ def _augmentation(config: Config) -> list[MapTransform]:
     if not aug.enabled:
         return []
     dims = config.spatial_dims
-    if aug.flip_axes == "lr":
-        axes = [] if config.lr_axis is None else [config.lr_axis]
-    else:
-        axes = aug.flip_axes if aug.flip_axes is not None else list(range(dims))
+    check_lr_mirroring(config)
+    axes = flip_axes(config)
     pairs = config.data.lr_classes
     ts: list = [
         RandFlipLRd(KEYS, a, config.num_classes, pairs, prob=aug.flip_prob)
@@ -203,9 +202,11 @@ def _augmentation(config: Config) -> list[MapTransform]:
 
 def train_transforms(config: Config) -> Compose:
     """Deterministic preprocessing, then random sampling and augmentation (one list per sample)."""
+    nonempty = [AnnotatedFromLabeld("label", config.num_classes)] if config.data.annotated == NONEMPTY else []
     return Compose(
         [
             *training_preprocessing(config),
+            *nonempty,  # partial labels by rule: on the whole label map, before cropping
             *_sampling(config),
             *_augmentation(config),
             EnsureTyped(KEYS, track_meta=False),

@@ -1,4 +1,5 @@
-"""Training losses: MONAI's Dice + cross-entropy, and the paper's weighted cross-entropy + Dice."""
+"""Training losses: MONAI's Dice + cross-entropy, the paper's weighted cross-entropy + Dice, and both
+for partial labels (a structure not annotated in a case is not punished there)."""
 
 from __future__ import annotations
 
@@ -55,22 +56,58 @@ def label_boundaries(target: torch.Tensor) -> torch.Tensor:
     return (largest != smallest).squeeze(1).float()
 
 
-def soft_dice_loss(probs: torch.Tensor, labels: torch.Tensor, smooth: float = 1e-5) -> torch.Tensor:
+def soft_dice_loss(
+    probs: torch.Tensor, labels: torch.Tensor, annotated: torch.Tensor | None = None, smooth: float = 1e-5
+) -> torch.Tensor:
     """MONAI's ``DiceLoss(include_background=False, batch=True)`` on softmax ``probs``, without one-hot.
 
     The overlap of class ``c`` is the sum of ``p_c`` over the voxels labelled ``c``, gathered once
     for all classes; the label volume per class is a ``bincount``. MONAI expands the labels to a
     one-hot tensor of the logits' size and multiplies it in full, which with ~100 classes took as long
     as the network's forward and backward (tests compare both).
+
+    Args:
+        annotated: partial labels, ``(batch, classes)`` 0/1: a class's Dice sums only the samples
+            that annotated it, and a class no sample annotated is left out of the mean.
     """
-    classes = probs.shape[1]
-    flat = labels.reshape(-1)
-    overlap = torch.zeros(classes, dtype=probs.dtype, device=probs.device)
-    overlap = overlap.index_add(0, flat, probs.gather(1, labels.unsqueeze(1)).reshape(-1))
-    truth = torch.bincount(flat, minlength=classes).to(probs.dtype)
-    predicted = probs.sum(dim=[0, *range(2, probs.dim())])
+    batch, classes = probs.shape[:2]
+    # one (sample, class) bin per voxel: per-sample sums, then the samples that count for each class
+    bins = (labels.reshape(batch, -1) + classes * torch.arange(batch, device=labels.device)[:, None]).reshape(
+        -1
+    )
+    overlap = torch.zeros(batch * classes, dtype=probs.dtype, device=probs.device)
+    overlap = overlap.index_add(0, bins, probs.gather(1, labels.unsqueeze(1)).reshape(-1)).view(
+        batch, classes
+    )
+    truth = torch.bincount(bins, minlength=batch * classes).to(probs.dtype).view(batch, classes)
+    predicted = probs.sum(dim=list(range(2, probs.dim())))
+    counts = torch.ones(batch, classes, dtype=probs.dtype, device=probs.device)
+    if annotated is not None:
+        counts = annotated.to(probs.dtype)
+    overlap, truth, predicted = ((counts * x).sum(0) for x in (overlap, truth, predicted))
     dice = (2.0 * overlap + smooth) / (truth + predicted + smooth)
-    return (1.0 - dice[1:]).mean()
+    scored = counts.sum(0)[1:] > 0
+    return (1.0 - dice[1:])[scored].mean() if bool(scored.any()) else probs.sum() * 0.0
+
+
+def marginal_log_probs(log_probs: torch.Tensor, annotated: torch.Tensor) -> torch.Tensor:
+    """Log-probabilities with each sample's unannotated classes merged into background (the
+    marginal loss of Shi et al., MedIA 2021): where a case has no annotation of the oesophagus, a
+    voxel labelled 0 is "background or oesophagus", and predicting the oesophagus there costs nothing.
+
+    Args:
+        log_probs: ``(batch, classes, *spatial)`` log-softmax.
+        annotated: ``(batch, classes)`` 0/1; background (class 0) is always annotated.
+
+    Returns:
+        The same shape; channel 0 holds ``log(p_0 + sum of the unannotated p_c)``, the others are
+        unchanged (an unannotated class has no voxel labelled with it, so its channel is never read).
+    """
+    merged = annotated == 0
+    merged[:, 0] = True
+    merged = merged.view(*merged.shape, *([1] * (log_probs.dim() - 2)))
+    background = torch.logsumexp(log_probs.masked_fill(~merged, float("-inf")), dim=1, keepdim=True)
+    return torch.cat([background, log_probs[:, 1:]], dim=1)
 
 
 class WeightedCEDiceLoss(nn.Module):
@@ -104,12 +141,20 @@ class WeightedCEDiceLoss(nn.Module):
         )
         self.ce_weight, self.dice_weight = ce_weight, dice_weight
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, logits: torch.Tensor, target: torch.Tensor, annotated: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The loss; ``annotated`` (``(batch, classes)`` 0/1, partial labels): per sample, the
+        unannotated classes merge into background for the cross-entropy
+        (:func:`marginal_log_probs`) and drop out of the Dice."""
         labels = target[:, 0].long() if target.dim() == logits.dim() else target.long()
         log_probs = F.log_softmax(logits.float(), dim=1)
-        weights = self.class_weights[labels] + self.boundary_weight * label_boundaries(labels)
-        ce = -(weights * log_probs.gather(1, labels.unsqueeze(1)).squeeze(1)).mean()
-        dice = soft_dice_loss(log_probs.exp(), labels)
+        ce_log_probs = log_probs if annotated is None else marginal_log_probs(log_probs, annotated)
+        weights = self.class_weights[labels]
+        if self.boundary_weight:
+            weights = weights + self.boundary_weight * label_boundaries(labels)
+        ce = -(weights * ce_log_probs.gather(1, labels.unsqueeze(1)).squeeze(1)).mean()
+        dice = soft_dice_loss(log_probs.exp(), labels, annotated)
         return self.ce_weight * ce + self.dice_weight * dice
 
 
@@ -124,6 +169,11 @@ def build_loss(config: Config, train_label_paths: Iterable[str]) -> nn.Module:
             merged = torch.zeros(config.num_classes).index_add_(0, torch.as_tensor(table), weights)
             weights = merged / torch.bincount(torch.as_tensor(table), minlength=config.num_classes)
         return WeightedCEDiceLoss(weights, loss.boundary_weight, loss.ce_weight, loss.dice_weight)
+    if config.data.annotated is not None:
+        # partial labels: MONAI's DiceCELoss takes no per-sample class mask; the weighted loss with
+        # uniform weights and no boundary term is the same Dice + cross-entropy (tests compare them)
+        uniform = torch.ones(config.num_classes)
+        return WeightedCEDiceLoss(uniform, 0.0, loss.ce_weight, loss.dice_weight)
     # background excluded from Dice (CE covers it); batch Dice is steadier on small patches (nnU-Net)
     return DiceCELoss(
         to_onehot_y=True,

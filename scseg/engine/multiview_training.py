@@ -25,6 +25,7 @@ from scseg.artefact.spec import ModelSpec, NetworkSpec, Provenance, now
 from scseg.artefact.test_time import allowed_mirroring
 from scseg.config.load import dump_config
 from scseg.config.schema import Config
+from scseg.data.lr_flip import check_lr_mirroring
 from scseg.engine.trainer import TrainResult, train
 from scseg.errors import ConfigError, RunDirError
 from scseg.io.atomic import write_text_atomic
@@ -54,6 +55,8 @@ def train_views(
         raise RunDirError(
             f"{run_dir} holds a single-view training run; a multi-view model needs its own folder"
         )
+    for axis in views:  # every view's flips checked before the first view trains for minutes
+        check_lr_mirroring(config.view_config(axis))
     results = {}
     for axis in [view] if view else views:
         folder = view_dir(run_dir, axis)

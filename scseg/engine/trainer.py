@@ -32,7 +32,9 @@ from scseg.artefact.layout import BEST_CHECKPOINT, LAST_CHECKPOINT, MODEL_SPEC, 
 from scseg.artefact.spec import DataFingerprint, fingerprint, now
 from scseg.config.load import dump_config
 from scseg.config.schema import Config
+from scseg.data.annotation import ANNOTATED_KEY
 from scseg.data.loaders import Loaders, build_loaders, root_cause
+from scseg.data.lr_flip import check_lr_mirroring
 from scseg.engine.device import cpu_has_native_bf16, resolve_device
 from scseg.engine.distributed import DistInfo, barrier, broadcast_flag, cleanup, init_distributed, mean_across
 from scseg.engine.losses import build_loss
@@ -156,6 +158,7 @@ class Trainer:
         """Data, network, optimisation; the run directory's config.yaml and model.yaml; resume state."""
         cfg = self.config
         _check_run_dir(self.run_dir, self.resume_run)
+        check_lr_mirroring(cfg)  # before any data is read or anything is written
         set_determinism(seed=cfg.train.seed + self.dist.rank)
         loaders = build_loaders(cfg, self.dist.rank, self.dist.world_size, show_progress=self.main)
         spec = ModelSpec.from_config(cfg, Provenance(trained_at=now(), data=_fingerprint(cfg, loaders)))
@@ -246,7 +249,9 @@ class Trainer:
         s.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
             logits = s.net(image)
-        loss = s.loss_fn(logits.float(), label)  # softmax and Dice sums in float32, whatever the forward
+        # partial labels: which classes each sample annotated (scseg.data.annotation)
+        annotated = [batch[ANNOTATED_KEY].to(self.device)] if self.config.data.annotated else []
+        loss = s.loss_fn(logits.float(), label, *annotated)  # softmax and Dice sums in float32
         if not torch.isfinite(loss):
             raise ScsegError(
                 f"training diverged at epoch {epoch + 1} (loss {loss.item()}); lower optimizer.lr"

@@ -11,6 +11,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from scseg.config import Config, load_config
+from scseg.data.annotation import NONEMPTY, case_annotations
 from scseg.data.cases import Case, discover_cases, split_cases
 from scseg.data.loaders import prepare_dataset
 from scseg.engine.predictor import Predictor
@@ -49,16 +50,40 @@ def _default_names(pairs: list[tuple[str, Path, Path]]) -> dict[int, str]:
     return {v: f"label_{v}" for v in sorted(values)}
 
 
+def only_annotated(
+    scores: list[StructureScore], annotated: str | Path | None, names: list[str], cases: list[str]
+) -> list[StructureScore]:
+    """The scores of the structures each case annotated (``data.annotated``: a CSV, ``nonempty``:
+    where the reference holds the structure, or ``None``: all of them)."""
+    if annotated is None:
+        return scores
+    if str(annotated) == NONEMPTY:
+        return [s for s in scores if s.volume_ref_ml > 0]
+    table = case_annotations(Path(annotated), names, cases)
+    assert table is not None
+    return [s for s in scores if s.structure in table[s.case]]
+
+
 def evaluate_folders(
-    pred_dir: Path, ref_dir: Path, out_dir: Path, names_file: Path | None = None, progress: bool = True
+    pred_dir: Path,
+    ref_dir: Path,
+    out_dir: Path,
+    names_file: Path | None = None,
+    progress: bool = True,
+    annotated: str | Path | None = None,
 ) -> EvaluationResult:
-    """Score every prediction under ``pred_dir`` against the reference of the same case name."""
+    """Score every prediction under ``pred_dir`` against the reference of the same case name
+    (``annotated``: partial labels, see :func:`only_annotated`)."""
     pairs, unpredicted = match_cases(Path(pred_dir), Path(ref_dir))
     names = load_names(names_file) if names_file else _default_names(pairs)
     scores: list[StructureScore] = []
     for case, pred, ref in tqdm(pairs, desc="evaluate", unit="case", disable=not progress, file=sys.stderr):
         scores += evaluate_case(nib.load(pred), nib.load(ref), names, case)
-    summary = write_report(Path(out_dir), scores, title=f"Evaluation of {pred_dir}")
+    scores = only_annotated(scores, annotated, list(names.values()), [case for case, _, _ in pairs])
+    title = f"Evaluation of {pred_dir}" + (
+        f", each structure where annotated ({annotated})" if annotated else ""
+    )
+    summary = write_report(Path(out_dir), scores, title=title)
     return EvaluationResult(summary, scores, unpredicted)
 
 
@@ -130,8 +155,12 @@ def evaluate_model(
             UncertaintyPoint(case.name, u.structure, u.uncertainty, dice[u.structure])
             for u in prediction.uncertainty or []
         ]
+    annotated = config.data.annotation_table or config.data.annotated
+    scores = only_annotated(scores, annotated, list(names.values()), [case.name for case in cases])
     source = "its config" if isinstance(data, Config) else str(data)
     title = f"Evaluation of {model} on {source} ({split})"
+    if annotated is not None:
+        title += ", each structure where annotated (data.annotated)"
     if predictor.passes > 1:
         title += f", {predictor.passes} passes ({predictor.pass_kind})"
     summary = write_report(Path(out_dir), scores, title=title)

@@ -77,15 +77,16 @@ def summary_markdown(summary: dict, n_cases: int, title: str = "Evaluation") -> 
     lines = [
         f"# {title}",
         "",
-        f"{n_cases} cases. Mean ± sd over the cases where a metric is defined; HD95 and ASSD in mm.",
+        f"{n_cases} cases; a structure's figures rest on its `cases`. Mean ± sd over the cases where a metric "
+        "is defined; HD95 and ASSD in mm.",
         "",
-        "| structure | reference (mL) | Dice | HD95 (mm) | ASSD (mm) | volume diff (mL) | volume diff (%) "
+        "| structure | cases | reference (mL) | Dice | HD95 (mm) | ASSD (mm) | volume diff (mL) | volume diff (%) "
         "| absent both / missed / false pos. |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, e in summary["per_structure"].items():
         lines.append(
-            f"| {name} | {e['volume_ref_ml_mean']:.2f} | {_fmt(e['dice_mean'], e['dice_std'], 3)} | {_fmt(e['hd95_mean'], e['hd95_std'], 2)} | "
+            f"| {name} | {e['cases']} | {e['volume_ref_ml_mean']:.2f} | {_fmt(e['dice_mean'], e['dice_std'], 3)} | {_fmt(e['hd95_mean'], e['hd95_std'], 2)} | "
             f"{_fmt(e['assd_mean'], e['assd_std'], 2)} | {_fmt(e['volume_diff_ml_mean'], e['volume_diff_ml_std'], 2)} | "
             f"{_fmt(e['volume_diff_percent_mean'], e['volume_diff_percent_std'], 1)} | "
             f"{e['absent_in_both']} / {e['missed']} / {e['false_positive']} |"

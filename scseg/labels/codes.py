@@ -4,7 +4,8 @@ PACS, viewers and radiotherapy systems identify a structure by its code, not its
 shipped with scseg (``segment_codes.csv``, built from the DICOM standard's coded concepts: CID 7140
 Brain Structures, CID 7151 Segmentation Property Types) maps structure names to SNOMED CT (``SCT``)
 or DICOM (``DCM``) codes; the laterality or position part of a name (``Left-``, ``ctx-rh-``,
-``_left``, ``-Anterior``) becomes a modifier code (CID 244 / CID 2). A name the table does not know
+``_L``, ``-Anterior``; sides read by :mod:`scseg.labels.laterality`) becomes a modifier code
+(CID 244 / CID 2). A name the table does not know
 gets a code in scseg's private scheme ``99SCSEG`` (the ``99`` prefix marks a private scheme in
 DICOM PS3.16), which every SEG that uses it declares (:data:`PRIVATE_SCHEME`).
 
@@ -24,16 +25,18 @@ from importlib import resources
 
 from pydantic import BaseModel, ConfigDict
 
+from scseg.labels.laterality import parse_side
+
 PRIVATE_SCHEME = "99SCSEG"
 PRIVATE_SCHEME_NAME = "scseg structure names without a standard code"
 PRIVATE_SCHEME_ORGANIZATION = "scseg"
 
 # SNOMED CT qualifier values (pydicom.sr.codedict: CID 244 Laterality, CID 2 Anatomic Modifier)
+# laterality from scseg.labels.laterality (any spelling of the side); position from a first or last word
+POSITIONS = ("anterior", "posterior")
 MODIFIERS = {
     "left": ("SCT", "7771000", "Left"),
-    "lh": ("SCT", "7771000", "Left"),
     "right": ("SCT", "24028007", "Right"),
-    "rh": ("SCT", "24028007", "Right"),
     "anterior": ("SCT", "255549009", "Anterior"),
     "posterior": ("SCT", "255551008", "Posterior"),
 }
@@ -131,9 +134,12 @@ def segment_code(name: str, coded_as: str | None = None) -> SegmentCode:
     tokens = _tokens(coded_as or name)
     table = code_table()
     candidates = [(tokens, None)]
-    if len(tokens) > 1 and tokens[0] in MODIFIERS:
+    lateral = parse_side(coded_as or name)  # Left-X, ctx-lh-X, X_L, RightX, ...
+    if lateral is not None and lateral.side is not None:
+        candidates.append((_tokens(lateral.stem), lateral.side))
+    if len(tokens) > 1 and tokens[0] in POSITIONS:
         candidates.append((tokens[1:], tokens[0]))
-    if len(tokens) > 1 and tokens[-1] in MODIFIERS:
+    if len(tokens) > 1 and tokens[-1] in POSITIONS:
         candidates.append((tokens[:-1], tokens[-1]))
     for base, modifier in candidates:
         found = table.get(_key(base))

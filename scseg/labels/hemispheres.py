@@ -6,64 +6,40 @@ model on sagittal slices cannot tell the hemispheres apart at all (the mid-sagit
 mirror), so QuickNAT and FastSurfer give it one class per pair and copy its probability back onto
 both sides before the views are fused, where the coronal and axial views decide the side.
 
-Pairs are found from names (``Left-X``/``Right-X``, ``ctx-lh-X``/``ctx-rh-X``, ``X_left``/``X_right``,
-...) or declared in the config (``data.lr_pairs``).
+Pairs are found from names (``Left-X``/``Right-X``, ``ctx-lh-X``/``ctx-rh-X``, ``X_L``/``X_R``,
+``LeftX``/``RightX``, ...: :mod:`scseg.labels.laterality`) or declared in the config (``data.lr_pairs``).
 """
 
 from __future__ import annotations
-
-import re
 
 import numpy as np
 import torch
 
 from scseg.errors import ConfigError
-
-# (left pattern, right replacement) on names: FreeSurfer aseg, DKT cortex, TotalSegmentator suffixes
-_SIDES = [
-    (re.compile(r"^Left-(.+)$"), "Right-{}"),
-    (re.compile(r"^left-(.+)$"), "right-{}"),
-    (re.compile(r"^ctx-lh-(.+)$"), "ctx-rh-{}"),
-    (re.compile(r"^ctx_lh_(.+)$"), "ctx_rh_{}"),
-    (re.compile(r"^wm-lh-(.+)$"), "wm-rh-{}"),
-    (re.compile(r"^(.+)_left$"), "{}_right"),
-    (re.compile(r"^(.+)_Left$"), "{}_Right"),
-    (re.compile(r"^(.+)-left$"), "{}-right"),
-]
+from scseg.labels.laterality import pair_lateral, parse_side
 
 
 def pair_stem(left: str) -> str:
     """What a left structure's name says besides its side: ``Left-Hippocampus`` -> ``Hippocampus``,
-    ``ctx-lh-insula`` -> ``ctx-insula``.
+    ``ctx-lh-insula`` -> ``ctx-insula`` (:func:`scseg.labels.laterality.parse_side`).
 
     Example:
         >>> pair_stem("Left-Hippocampus"), pair_stem("ctx-lh-insula"), pair_stem("kidney_left")
         ('Hippocampus', 'ctx-insula', 'kidney')
     """
-    for pattern, _ in _SIDES:
-        match = pattern.match(left)
-        if match:
-            prefix = "ctx-" if left.startswith("ctx-") else "ctx_" if left.startswith("ctx_") else ""
-            return prefix + match.group(1)
-    return left
+    lateral = parse_side(left)
+    return left if lateral is None else lateral.stem
 
 
 def detect_pairs(names: list[str]) -> list[tuple[str, str]]:
-    """Every (left, right) pair of ``names`` recognised by its naming convention.
+    """Every (left, right) pair of ``names`` whose words agree apart from the side
+    (:func:`scseg.labels.laterality.pair_lateral`).
 
     Example:
-        >>> detect_pairs(["Left-Hippocampus", "Brain-Stem", "Right-Hippocampus", "ctx-lh-insula", "ctx-rh-insula"])
-        [('Left-Hippocampus', 'Right-Hippocampus'), ('ctx-lh-insula', 'ctx-rh-insula')]
+        >>> detect_pairs(["Left-Hippocampus", "Brain-Stem", "Right-Hippocampus", "Parotid_L", "Parotid_R"])
+        [('Left-Hippocampus', 'Right-Hippocampus'), ('Parotid_L', 'Parotid_R')]
     """
-    known = set(names)
-    pairs = []
-    for name in names:
-        for pattern, right in _SIDES:
-            match = pattern.match(name)
-            if match and right.format(match.group(1)) in known:
-                pairs.append((name, right.format(match.group(1))))
-                break
-    return pairs
+    return pair_lateral(names).pairs
 
 
 def pair_classes(names: list[str], pairs: list[tuple[str, str]] | None) -> list[tuple[int, int]]:

@@ -21,7 +21,7 @@ from scseg.config.data_section import DataConfig
 from scseg.data.cases import Case, discover_cases
 from scseg.errors import DataError
 from scseg.io.dicom_series import find_series, read_series
-from scseg.labels.hemispheres import detect_pairs
+from scseg.labels.laterality import pair_lateral
 
 SAMPLES_PER_CASE = 10_000  # foreground intensities sampled per case (nnU-Net samples 10k too)
 
@@ -43,6 +43,7 @@ class Fingerprint:
     class_fraction: dict[str, float] = field(default_factory=dict)  # share of the foreground voxels
     class_median_ml: dict[str, float] = field(default_factory=dict)
     lr_pairs: list[tuple[str, str]] = field(default_factory=list)
+    lr_unpaired: list[str] = field(default_factory=list)  # names that say a side but have no partner
 
     @property
     def median_spacing(self) -> list[float]:
@@ -71,6 +72,7 @@ class Fingerprint:
             "modality": f"{self.modality} ({self.modality_reason})",
             "structures": len(self.label_names),
             "lr_pairs": len(self.lr_pairs),
+            "lateral_unpaired": list(self.lr_unpaired),
             "smallest_structures": sorted(self.class_median_ml.items(), key=lambda kv: kv[1])[:3],
         }
 
@@ -143,6 +145,7 @@ def measure(data: DataConfig, progress: bool = True, seed: int = 0) -> Fingerpri
     voxel_ml = np.array([np.prod(s) / 1000.0 for s in spacings])
     names = data.structure_names
     fg = counts[:, 1:].sum()
+    pairing = pair_lateral(list(names))
     return Fingerprint(
         cases=len(cases),
         spacings=spacings,
@@ -156,7 +159,8 @@ def measure(data: DataConfig, progress: bool = True, seed: int = 0) -> Fingerpri
         label_values=values,
         class_fraction={n: float(counts[:, k + 1].sum() / max(fg, 1)) for k, n in enumerate(names)},
         class_median_ml={n: float(np.median(counts[:, k + 1] * voxel_ml)) for k, n in enumerate(names)},
-        lr_pairs=detect_pairs(list(names)),
+        lr_pairs=pairing.pairs,
+        lr_unpaired=pairing.unpaired,
     )
 
 

@@ -22,7 +22,9 @@ config as comments. The rules (and where they differ from nnU-Net):
   many voxels are exactly 0 (skull-stripped or padded images), which are also cropped away.
 - **Augmentation**: left-right mirroring only (swapping left / right pairs found from the names):
   anatomy is left-right symmetric, not front-back or top-bottom, and labels such as anterior /
-  posterior would be wrong after those flips.
+  posterior would be wrong after those flips. No mirroring at all when a structure whose name says
+  a side has no partner (:mod:`scseg.labels.laterality`): its mirrored samples would carry the
+  wrong side.
 """
 
 from __future__ import annotations
@@ -196,13 +198,10 @@ def plan_choices(fp: Fingerprint, budget_minutes: float, device: str, memory_gb:
             "crop the zero background" if zeros else "images are mostly nonzero: no crop",
         )
     )
-    flips = {"flip_axes": "lr", "flip_prob": 0.5}
-    pairs = f"; {len(fp.lr_pairs)} left / right pairs swapped with it" if fp.lr_pairs else ""
-    choices.append(
-        Choice("augmentation", flips, "left-right mirroring only (anatomy is left-right symmetric)" + pairs)
-    )
+    choices.append(_mirroring(fp))
     if fp.lr_pairs:
-        choices.append(Choice("data.lr_pairs", "auto", f"{len(fp.lr_pairs)} pairs found from the names"))
+        n = len(fp.lr_pairs)
+        choices.append(Choice("data.lr_pairs", "auto", f"{n} pair{'s' * (n != 1)} found from the names"))
     lr = 0.01 if mode["type"] == "2d" else 0.003
     choices.append(Choice("optimizer", {"name": "adamw", "lr": lr, "weight_decay": 1.0e-5},
                           "AdamW with a one-cycle schedule: converges within short time budgets (docs/benchmarks.md)"))  # fmt: skip
@@ -218,6 +217,25 @@ def plan_choices(fp: Fingerprint, budget_minutes: float, device: str, memory_gb:
     choices.append(Choice("train.time_limit_minutes", round(per_view, 2),
                           f"--budget-minutes {budget_minutes:g}" + (f" over {views} views" if views > 1 else "")))  # fmt: skip
     return choices
+
+
+def _mirroring(fp: Fingerprint) -> Choice:
+    """Left-right mirroring, swapping the pairs, or none when a structure that says a side has no
+    partner: a mirrored left parotid looks like a right one, and an unswapped label teaches that."""
+    if fp.lr_unpaired:
+        names = " / ".join(fp.lr_unpaired[:6]) + (
+            f" and {len(fp.lr_unpaired) - 6} more" if len(fp.lr_unpaired) > 6 else ""
+        )
+        why = (f"no left-right mirroring: {names} look lateral but could not be paired; name the pairs in "
+               "data.lr_pairs ([[left, right], ...]) and set flip_prob 0.5 to mirror")  # fmt: skip
+        return Choice("augmentation", {"flip_axes": "lr", "flip_prob": 0.0}, why)
+    n = len(fp.lr_pairs)
+    pairs = f"; {n} left / right pair{'s' * (n != 1)} swapped with it" if n else ""
+    return Choice(
+        "augmentation",
+        {"flip_axes": "lr", "flip_prob": 0.5},
+        "left-right mirroring only (anatomy is left-right symmetric)" + pairs,
+    )
 
 
 def config_from_choices(choices: list[Choice], data: dict) -> dict:

@@ -87,3 +87,50 @@ def test_weighted_ce_dice_equals_its_formula_and_prefers_right_answers() -> None
     good = F.one_hot(labels, 3).movedim(-1, 1).float() * 8.0
     assert full(good, target) < full(logits, target)
     assert torch.isfinite(full(logits.half().float(), target))
+
+
+def test_partial_label_loss_with_every_class_annotated_is_monai_dice_ce() -> None:
+    from monai.losses import DiceCELoss
+
+    generator = torch.Generator().manual_seed(3)
+    logits = torch.randn(3, 4, 6, 5, 4, generator=generator, requires_grad=True)
+    labels = torch.randint(0, 4, (3, 1, 6, 5, 4), generator=generator)
+    monai = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)(logits, labels)
+    partial = WeightedCEDiceLoss(torch.ones(4), 0.0)(logits, labels, torch.ones(3, 4))
+    assert float(partial) == pytest.approx(float(monai), rel=1e-5)
+    (grad_partial,) = torch.autograd.grad(partial, logits)
+    (grad_monai,) = torch.autograd.grad(
+        DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)(logits, labels),
+        logits,
+    )
+    assert torch.allclose(grad_partial, grad_monai, atol=1e-6)
+
+
+def test_partial_label_loss_does_not_punish_an_unannotated_structure() -> None:
+    """Sample 0 did not annotate class 2: moving probability between background and class 2 on its
+    voxels labelled 0 changes nothing, while the plain loss calls it a false positive. Sample 1 did
+    annotate it, and there the same move costs."""
+    generator = torch.Generator().manual_seed(4)
+    logits = torch.randn(2, 3, 8, 8, generator=generator)
+    labels = torch.randint(0, 2, (2, 1, 8, 8), generator=generator)  # class 2 appears nowhere
+    annotated = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]])
+    loss = WeightedCEDiceLoss(torch.ones(3), 0.0)
+
+    def swapped(sample: int) -> torch.Tensor:  # background and class 2 exchange logits in one sample
+        out = logits.clone()
+        out[sample, [0, 2]] = logits[sample, [2, 0]]
+        return out
+
+    assert float(loss(swapped(0), labels, annotated)) == pytest.approx(float(loss(logits, labels, annotated)))
+    assert float(loss(swapped(0), labels)) != pytest.approx(float(loss(logits, labels)), rel=1e-3)
+    assert float(loss(swapped(1), labels, annotated)) != pytest.approx(
+        float(loss(logits, labels, annotated)), rel=1e-3
+    )
+
+
+def test_a_class_no_sample_annotated_drops_out_of_the_dice() -> None:
+    probs = torch.softmax(torch.randn(2, 3, 5, 5), dim=1)
+    labels = torch.randint(0, 2, (2, 5, 5))
+    none_annotate_2 = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0]])
+    only_class_1 = soft_dice_loss(probs[:, :2], labels)  # class 1's Dice term alone
+    assert float(soft_dice_loss(probs, labels, none_annotate_2)) == pytest.approx(float(only_class_1))

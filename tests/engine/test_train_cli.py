@@ -142,3 +142,35 @@ def test_bad_data_exits_3_naming_the_culprit(
     }[problem]
     _assert_clean_error(result, 3, expected)
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_training_refuses_to_mirror_unpaired_lateral_structures(
+    tiny_config: dict, write_config, tmp_path
+) -> None:
+    """Issue 48: mirrored samples of a structure that says a side, without a partner to swap labels
+    with, teach the wrong side; training stops before reading data, with the two ways out."""
+    from scseg.config import config_from_dict
+    from scseg.data.lr_flip import check_lr_mirroring
+
+    tiny_config["data"]["label_names"] = ["Parotid_L", "Eye_R", "Mandible"]
+    tiny_config["preprocessing"]["orientation"] = "RAS"
+    tiny_config["augmentation"].update({"flip_axes": "lr", "flip_prob": 0.5})
+    run = tmp_path / "run"
+    _assert_clean_error(
+        _scseg("train", str(write_config(tiny_config)), "--out", str(run)),
+        2,
+        "'Parotid_L', 'Eye_R' look lateral and have no left / right partner",
+        "data.lr_pairs",
+        "augmentation.flip_prob: 0",
+    )
+    assert not (run / "checkpoints").exists(), "nothing trained, nothing written"
+    paired = dict(
+        tiny_config, data={**tiny_config["data"], "label_names": ["Parotid_L", "Parotid_R", "Mandible"]}
+    )
+    check_lr_mirroring(config_from_dict(paired))  # way out 1: names that pair
+    declared = dict(tiny_config, data={**tiny_config["data"], "lr_pairs": [["Parotid_L", "Eye_R"]]})
+    check_lr_mirroring(config_from_dict(declared))  # way out 1: pairs declared
+    off = dict(tiny_config, augmentation={**tiny_config["augmentation"], "flip_prob": 0.0})
+    check_lr_mirroring(config_from_dict(off))  # way out 2: no mirroring
+    sagittal = dict(tiny_config, mode={"type": "2d", "slice_axis": "sagittal", "patch_size": [16, 16]})
+    check_lr_mirroring(config_from_dict(sagittal))  # sagittal slices have no left-right axis to flip

@@ -63,7 +63,7 @@ def test_folder_evaluation_writes_every_report(label_folders: tuple[Path, Path],
     assert len(rows) == 2 * 2 * 7  # cases x structures x metrics
     assert anterior["volume_ref_ml_mean"] == pytest.approx(4**3 / 1000)  # 1 mm voxels: the size
     assert summary["per_structure"]["posterior"]["volume_ref_ml_mean"] == pytest.approx(3**3 / 1000)
-    assert "| anterior | 0.06 | 0.875 ± 0.125 |" in (tmp_path / "out" / "summary.md").read_text()
+    assert "| anterior | 2 | 0.06 | 0.875 ± 0.125 |" in (tmp_path / "out" / "summary.md").read_text()
     assert (tmp_path / "out" / "dice_boxplot.png").stat().st_size > 5_000
     assert (tmp_path / "out" / "dice_vs_size.png").stat().st_size > 5_000
 
@@ -151,7 +151,7 @@ def test_summary_table_counts_absent_structures() -> None:
     entry = summary["per_structure"]["s"]
     assert entry["dice_mean"] == pytest.approx(0.4) and entry["hd95_mean"] == 1.0
     assert (entry["absent_in_both"], entry["missed"], entry["false_positive"]) == (1, 1, 0)
-    assert "| s | 0.00 | 0.400 ± 0.400 | 1.00 ± 0.00 |" in summary_markdown(summary, 3)
+    assert "| s | 3 | 0.00 | 0.400 ± 0.400 | 1.00 ± 0.00 |" in summary_markdown(summary, 3)
 
 
 def test_model_evaluation_predicts_the_validation_split(

@@ -139,3 +139,36 @@ def test_plan_writes_a_commented_config_that_trains(phantom_root: Path, tmp_path
 
     trained = train(config, tmp_path / "run")
     assert np.isfinite(trained.best_dice)
+
+
+def _planned(phantom_root: Path, tmp_path: Path, labels: str) -> tuple[dict, str]:
+    out = tmp_path / "planned.yaml"
+    result = CliRunner().invoke(
+        app, ["plan", str(phantom_root / "dataset.csv"), "--labels", labels, "--out", str(out), "--device", "cpu"],
+        terminal_width=300,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return yaml.safe_load(out.read_text()), result.output
+
+
+def test_plan_mirrors_only_when_every_lateral_structure_is_paired(phantom_root: Path, tmp_path: Path) -> None:
+    """Issue 48: OpenKBP's RightParotid / LeftParotid were planned with mirroring and no pairs, so a
+    mirrored right parotid kept its label and the model learnt no side (right parotid Dice 0.002)."""
+    raw, _ = _planned(phantom_root, tmp_path, "RightParotid,LeftParotid,Mandible")
+    assert raw["augmentation"] == {"flip_axes": "lr", "flip_prob": 0.5} and raw["data"]["lr_pairs"] == "auto"
+    config = load_config(tmp_path / "planned.yaml")
+    assert config.data.lr_classes == [(2, 1)], "LeftParotid (class 2) pairs with RightParotid (class 1)"
+    from scseg.data.lr_flip import RandFlipLRd, check_lr_mirroring
+    from scseg.data.transforms import _augmentation
+
+    check_lr_mirroring(config)
+    (flip,) = [t for t in _augmentation(config) if isinstance(t, RandFlipLRd)]
+    assert flip.table.tolist() == [0, 2, 1, 3], "a mirror swaps the parotids and keeps the mandible"
+
+    raw, output = _planned(phantom_root, tmp_path, "RightParotid,Parotid_L,Mandible")
+    assert raw["augmentation"]["flip_prob"] == 0.0, "unpaired lateral names: no mirroring"
+    why = "no left-right mirroring: RightParotid / Parotid_L look lateral but could not be paired"
+    assert why in (tmp_path / "planned.yaml").read_text() and "no left-right" in output, (
+        "said in the table too"
+    )
+    check_lr_mirroring(load_config(tmp_path / "planned.yaml"))  # the planned config trains

@@ -68,3 +68,18 @@ def test_configs_code_their_structures() -> None:
     assert not any(c.private for c in segment_codes(organs.structure_names, organs.label_codes))
     explicit = segment_code("my organ", "SCT:64033007:Kidney")
     assert (explicit.type.value, explicit.type.meaning) == ("64033007", "Kidney")
+
+
+def test_head_and_neck_organs_at_risk_get_standard_codes_in_both_spellings() -> None:
+    """OpenKBP's names and their AAPM TG-263 forms: SNOMED CT codes, the side as a modifier."""
+    expected = {
+        "Brainstem": "119238007", "SpinalCord": "2748008", "RightParotid": "45289007", "LeftParotid": "45289007",
+        "Esophagus": "32849002", "Larynx": "4596009", "Mandible": "91609006", "Parotid_R": "45289007",
+        "Bone_Mandible": "91609006", "Glnd_Submand_L": "54019009",
+    }  # fmt: skip
+    for name, value in expected.items():
+        code = segment_code(name)
+        assert (code.type.scheme, code.type.value) == ("SCT", value), name
+    assert segment_code("RightParotid").modifier.meaning == "Right"
+    assert segment_code("Parotid_L").modifier.meaning == "Left"
+    assert segment_code("Mandible").modifier is None

@@ -45,10 +45,15 @@ def load_nifti(path: Path) -> nib.Nifti1Image:
     """``nib.load`` after checking the file is whole and its declared image fits in memory.
 
     Raises:
-        DataError: not a NIfTI header, damaged gzip, less data than the header declares, an image
+        DataError: a file that cannot be opened (permissions), not a NIfTI header, damaged gzip, less data than the header declares, an image
             larger than the available memory.
     """
     name = display_path(path)
+    try:  # before the gzip check: a file the user may not read is not damaged
+        with open(path, "rb"):
+            pass
+    except OSError as err:
+        raise DataError(f"{name} cannot be read ({err.strerror or err})") from None
     gzipped = path.name.lower().endswith(".gz")
     available = _gzip_size(path) if gzipped else path.stat().st_size
     try:

@@ -93,5 +93,12 @@ def resolve_targets(targets: list[OutputTarget], check_owners: bool = True) -> N
 
 
 def is_case_output(folder: Path) -> bool:
-    """A result folder written by ``scseg predict`` (not to be read as input again)."""
-    return (folder / MARKER).is_file()
+    """A result folder written by ``scseg predict`` (not to be read as input again).
+
+    A folder that cannot be looked into is not one: the walk then reports it as unreadable, and
+    the rest of the batch goes on (``Path.is_file`` raises on EACCES rather than answer False).
+    """
+    try:
+        return (folder / MARKER).is_file()
+    except OSError:
+        return False

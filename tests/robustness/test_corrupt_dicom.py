@@ -4,6 +4,8 @@ series, is a failed series whose message names the file and the reason."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pydicom
@@ -12,6 +14,7 @@ import pytest
 from scseg.io.convert import convert_folder
 from scseg.io.dicom_series import find_series
 from tests.robustness.defects import DICOM_DEFECTS, POSITIONS, SERIES, copy_series, declare_size, pick
+from tests.unprivileged import unprivileged
 
 
 def _only_result(folder: Path, out: Path):
@@ -77,17 +80,24 @@ def test_a_folder_that_cannot_be_listed_is_a_failed_row(
     assert "locked" in by_status["failed"].detail and "Permission denied" in by_status["failed"].detail
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can read a folder without permissions")
 def test_a_folder_without_read_permission_is_a_failed_row(shared_data: Path, tmp_path: Path) -> None:
-    root = tmp_path / "export"
+    """``scseg convert`` as a normal user (root with its capabilities dropped): the unreadable
+    folder is a failed row, the readable series is written, exit code 5, no traceback."""
+    root, out = tmp_path / "export", tmp_path / "out"
     copy_series(shared_data, "mr_uncompressed", root / "readable")
     copy_series(shared_data, "mr_uncompressed", root / "locked")
     (root / "locked").chmod(0)
     try:
-        results = convert_folder(root, tmp_path / "out")
+        result = subprocess.run(
+            unprivileged([sys.executable, "-m", "scseg", "convert", str(root), str(out)]),
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
     finally:
         (root / "locked").chmod(0o755)
-    assert sorted(r.status for r in results) == ["failed", "written"]
+    assert "Traceback" not in result.stderr and result.returncode == 5, result.stderr
+    text = " ".join(result.stdout.split())
+    assert "written" in text and "failed" in text and "Permission denied" in text, result.stdout
+    assert len(list(out.rglob("*.nii.gz"))) == 1, "the readable series is converted"
 
 
 def test_declared_sizes_beyond_memory_are_refused_before_allocating(

@@ -4,26 +4,12 @@ these commands run with every capability dropped (``setpriv``), where file permi
 from __future__ import annotations
 
 import csv
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-
-def unprivileged(command: list[str]) -> list[str]:
-    """``command`` as a user without root's powers: as root, with every capability dropped
-    (``CAP_DAC_OVERRIDE`` and ``CAP_DAC_READ_SEARCH`` let root read a ``chmod 0`` file)."""
-    if os.geteuid() != 0:
-        return command
-    if shutil.which("setpriv") is None:
-        message = "setpriv (util-linux) is needed to drop root's capabilities"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return ["setpriv", "--inh-caps=-all", "--bounding-set=-all", *command]
+from tests.unprivileged import unprivileged
 
 
 def _rows(out: Path) -> dict[str, dict[str, str]]:

@@ -171,7 +171,7 @@ def _augmentation(config: Config) -> list[MapTransform]:
     if not aug.enabled:
         return []
     dims = config.spatial_dims
-    check_lr_mirroring(config)
+    check_lr_mirroring(config)  # every training path builds its flips here, before any data is read
     axes = flip_axes(config)
     pairs = config.data.lr_classes
     ts: list = [

@@ -34,7 +34,6 @@ from scseg.config.load import dump_config
 from scseg.config.schema import Config
 from scseg.data.annotation import ANNOTATED_KEY
 from scseg.data.loaders import Loaders, build_loaders, root_cause
-from scseg.data.lr_flip import check_lr_mirroring
 from scseg.engine.device import cpu_has_native_bf16, resolve_device
 from scseg.engine.distributed import DistInfo, barrier, broadcast_flag, cleanup, init_distributed, mean_across
 from scseg.engine.losses import build_loss
@@ -158,7 +157,6 @@ class Trainer:
         """Data, network, optimisation; the run directory's config.yaml and model.yaml; resume state."""
         cfg = self.config
         _check_run_dir(self.run_dir, self.resume_run)
-        check_lr_mirroring(cfg)  # before any data is read or anything is written
         set_determinism(seed=cfg.train.seed + self.dist.rank)
         loaders = build_loaders(cfg, self.dist.rank, self.dist.world_size, show_progress=self.main)
         spec = ModelSpec.from_config(cfg, Provenance(trained_at=now(), data=_fingerprint(cfg, loaders)))

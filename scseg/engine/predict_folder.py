@@ -50,6 +50,7 @@ from scseg.io.reports import (
 )
 from scseg.io.rtstruct import check_rtstruct_sources, write_rtstruct
 from scseg.io.walk import walk_files
+from scseg.labels.codes import roi_names
 
 
 @dataclass
@@ -225,7 +226,7 @@ def _predict_one(
                     prediction.labels.affine,
                     job.series,
                     seg_sources[0],
-                    names,
+                    roi_names(names, codes),  # TG-263, what planning systems match on
                     colours,
                     codes,
                     tmp / "rtstruct.dcm",

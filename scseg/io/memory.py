@@ -1,4 +1,5 @@
-"""Check a declared image size against the memory this machine has, before allocating it."""
+"""Check a declared image size against :data:`~scseg.limits.MAX_VOXELS` and the memory this
+machine has, before allocating it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import math
 import psutil
 
 from scseg.errors import DataError
+from scseg.limits import MAX_VOXELS
 
 GIB = 1024**3
 
@@ -20,14 +22,18 @@ def check_fits_in_memory(shape: tuple[int, ...], bytes_per_voxel: int, what: str
         what: the file or series, for the message.
 
     Raises:
-        DataError: a non-positive size, or more bytes than the memory available now.
+        DataError: a non-positive size, more voxels than ``SCSEG_MAX_VOXELS`` allows, or more bytes
+            than the memory available now.
     """
     if any(int(s) <= 0 for s in shape):
         raise DataError(f"{what}: declares an image of size {tuple(shape)}; every size must be positive")
-    needed = math.prod(int(s) for s in shape) * bytes_per_voxel
+    size = " x ".join(str(int(s)) for s in shape)
+    voxels = math.prod(int(s) for s in shape)
+    if voxels > MAX_VOXELS.value():  # first: it fits in memory on a large machine, yet hangs it for minutes
+        raise DataError(MAX_VOXELS.refusal(f"{what}: declares a {size} image", voxels))
+    needed = voxels * bytes_per_voxel
     available = psutil.virtual_memory().available
     if needed > available:
-        size = " x ".join(str(int(s)) for s in shape)
         raise DataError(
             f"{what}: declares a {size} image, {needed / GIB:.1f} GiB once loaded, but only "
             f"{available / GIB:.1f} GiB of memory is available; a header error, or an image too large "

@@ -2,9 +2,11 @@
 
 nibabel reads lazily and stops at the bytes it needs, so a ``.nii.gz`` whose gzip CRC is wrong
 loads without complaint, and a short file fails late with an ``OSError`` or ``EOFError`` that
-names no reason a user can act on. Here the gzip stream is read to its end (Python's gzip checks
-the CRC and length there) and the declared size is compared with the data present and with the
-memory available, before any array is allocated.
+names no reason a user can act on. Here the header is read first and its declared size checked
+against the voxel limit and the memory available; then the gzip stream is read to its end (Python's
+gzip checks the CRC and length there), but never much past the size the header declares, so that a
+gzip bomb (a few MB inflating to many GB) is refused after a bounded read. Nothing is allocated
+before these checks pass.
 """
 
 from __future__ import annotations
@@ -22,10 +24,14 @@ from scseg.io.memory import check_fits_in_memory
 from scseg.io.names import display_path
 
 CHUNK = 1 << 24
+# inflated bytes read past what the header declares before a file is called a gzip bomb: NIfTI has
+# nothing after the image, but some writers pad
+GZIP_SLACK = 1 << 26
 
 
-def _gzip_size(path: Path) -> int:
-    """The decompressed size of a whole, undamaged gzip file.
+def _gzip_size(path: Path, stop_after: int) -> int:
+    """The decompressed size of a whole, undamaged gzip file, or a number above ``stop_after``
+    once that many bytes have been inflated (the rest is not read).
 
     Raises:
         DataError: the CRC or length check fails, or the stream ends early.
@@ -33,7 +39,7 @@ def _gzip_size(path: Path) -> int:
     size = 0
     try:
         with gzip.open(path, "rb") as stream:
-            while chunk := stream.read(CHUNK):
+            while size <= stop_after and (chunk := stream.read(CHUNK)):
                 size += len(chunk)
     except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
         reason = "it ends early (a truncated copy?)" if isinstance(err, EOFError) else str(err)
@@ -45,8 +51,9 @@ def load_nifti(path: Path) -> nib.Nifti1Image:
     """``nib.load`` after checking the file is whole and its declared image fits in memory.
 
     Raises:
-        DataError: a file that cannot be opened (permissions), not a NIfTI header, damaged gzip, less data than the header declares, an image
-            larger than the available memory.
+        DataError: a file that cannot be opened (permissions), not a NIfTI header, damaged gzip, a
+            gzip bomb, less data than the header declares, more voxels than ``SCSEG_MAX_VOXELS``,
+            an image larger than the available memory.
     """
     name = display_path(path)
     try:  # before the gzip check: a file the user may not read is not damaged
@@ -55,10 +62,11 @@ def load_nifti(path: Path) -> nib.Nifti1Image:
     except OSError as err:
         raise DataError(f"{name} cannot be read ({err.strerror or err})") from None
     gzipped = path.name.lower().endswith(".gz")
-    available = _gzip_size(path) if gzipped else path.stat().st_size
     try:
-        image = nib.load(path)
-    except (nib.filebasedimages.ImageFileError, OSError, ValueError, EOFError) as err:
+        image = nib.load(path)  # the header only: the data stays on disk
+    except (nib.filebasedimages.ImageFileError, OSError, ValueError, EOFError, zlib.error) as err:
+        if gzipped:  # a damaged stream is the better reason, if that is what it is
+            _gzip_size(path, stop_after=GZIP_SLACK)
         raise DataError(f"{name}: not a readable NIfTI file ({err})") from None
     if not isinstance(image, nib.Nifti1Image | nib.Nifti2Image):
         raise DataError(f"{name}: not a NIfTI image ({type(image).__name__})")
@@ -66,6 +74,13 @@ def load_nifti(path: Path) -> nib.Nifti1Image:
     header = image.header
     offset = int(getattr(image.dataobj, "offset", header.get_data_offset()))  # 0 in some headers
     needed = offset + math.prod(image.shape) * np.dtype(header.get_data_dtype()).itemsize
+    available = _gzip_size(path, stop_after=needed + GZIP_SLACK) if gzipped else path.stat().st_size
+    if gzipped and available > needed + GZIP_SLACK:
+        raise DataError(
+            f"{name}: the gzip data inflates to more than {needed + GZIP_SLACK:,} bytes, but the header "
+            f"declares an image of {needed:,} bytes with the header: a gzip bomb or a damaged header "
+            "(refused after a bounded read)"
+        )
     if needed > available:
         raise DataError(
             f"{name}: the header declares a {' x '.join(map(str, image.shape))} image "

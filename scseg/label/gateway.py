@@ -133,11 +133,17 @@ def check_label_file(label: Path, image: Path, allowed: set[int]) -> None:
     Raises:
         HTTPException: 422 with the reason (no paths in it).
     """
+    from scseg.errors import ScsegError
+    from scseg.io.names import display_path
+    from scseg.io.nifti import load_nifti
     from scseg.label.infer import read_volume
 
-    try:
-        upload = nib.load(label)
+    try:  # load_nifti: the declared size is checked before the array is (a gzip bomb would not be)
+        upload = load_nifti(label)
         data = np.asanyarray(upload.dataobj)
+    except ScsegError as err:
+        reason = str(err).replace(display_path(label), "the label")  # no server paths in answers
+        raise HTTPException(422, f"the label is not a usable NIfTI file: {reason}") from None
     except Exception as err:
         raise HTTPException(422, f"the label is not a readable NIfTI file ({type(err).__name__})") from None
     reference = read_volume(image)

@@ -22,6 +22,7 @@ from scseg.engine.predictor import Predictor
 from scseg.errors import ScsegError
 from scseg.io.dicom_headers import is_nifti
 from scseg.io.dicom_series import find_series, read_series
+from scseg.io.nifti import load_nifti
 
 
 def read_volume(path: Path) -> nib.Nifti1Image:
@@ -32,7 +33,7 @@ def read_volume(path: Path) -> nib.Nifti1Image:
     """
     try:
         if path.is_file() and is_nifti(path):
-            return nib.load(path)
+            return load_nifti(path)  # the declared size checked before anything is allocated
         if path.is_dir():
             series, skipped = find_series(path)
             if len(series) == 1:

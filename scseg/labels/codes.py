@@ -85,17 +85,52 @@ def _tokens(name: str) -> list[str]:
 
 
 @cache
+def _table_rows() -> list[dict[str, str]]:
+    text = resources.files("scseg.labels").joinpath("segment_codes.csv").read_text(encoding="utf-8")
+    return list(csv.DictReader(line for line in text.splitlines() if not line.startswith("#")))
+
+
+@cache
 def code_table() -> dict[str, tuple[Code, Code]]:
     """The shipped table: normalised name -> (category, type)."""
-    text = resources.files("scseg.labels").joinpath("segment_codes.csv").read_text(encoding="utf-8")
-    rows = csv.DictReader(line for line in text.splitlines() if not line.startswith("#"))
     table: dict[str, tuple[Code, Code]] = {}
-    for row in rows:
+    for row in _table_rows():
         category = Code(**dict(zip(("scheme", "value", "meaning"), CATEGORIES[row["category"]], strict=True)))
         concept = Code(scheme=row["scheme"], value=row["value"], meaning=row["meaning"])
         for name in row["names"].split(";"):
             table[_key(_tokens(name))] = (category, concept)
     return table
+
+
+@cache
+def _tg263_table() -> dict[tuple[str, str], str]:
+    """(scheme, value) -> the AAPM TG-263 primary name, for the codes that have one."""
+    return {(row["scheme"], row["value"]): row["tg263"] for row in _table_rows() if row.get("tg263")}
+
+
+def roi_names(names: Sequence[str], codes: Sequence[SegmentCode]) -> list[str]:
+    """The names an RT structure set gives these structures: AAPM TG-263 (``Parotid_L``,
+    ``Bone_Mandible``), which planning systems match on, where the code has a TG-263 name, and the
+    model's own name otherwise (a position modifier, a private code, or two structures that would
+    share a name).
+
+    Read from the codes, not the names, so that ``RightParotid``, ``Right-Parotid`` and
+    ``parotid_r`` all become ``Parotid_R``.
+
+    Example:
+        >>> names = ["RightParotid", "Mandible", "ctx-lh-insula", "Left-Hippocampus"]
+        >>> roi_names(names, segment_codes(names))
+        ['Parotid_R', 'Bone_Mandible', 'ctx-lh-insula', 'Hippocampus_L']
+    """
+    sides = {"Left": "_L", "Right": "_R", None: ""}
+    table = _tg263_table()
+    proposed = []
+    for name, code in zip(names, codes, strict=True):
+        base = table.get((code.type.scheme, code.type.value))
+        side = code.modifier.meaning if code.modifier is not None else None
+        proposed.append(base + sides[side] if base and side in sides else name)
+    taken = [p for p, n in zip(proposed, names, strict=True) if p != n]
+    return [n if taken.count(p) > 1 else p for p, n in zip(proposed, names, strict=True)]
 
 
 def private_code(name: str) -> SegmentCode:

@@ -12,11 +12,13 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
+import yaml
 
 from scseg.engine.predict_folder import SegOptions, predict_path
 from scseg.engine.predictor import Predictor
 from scseg.io.dicom_seg import read_dicom_seg
 from scseg.io.dicom_series import find_series, read_series
+from scseg.labels.codes import segment_codes
 
 COPIED = {
     "tcia": "dicom_mr_brain_tcia_btp/Study3/11_HCropVolume",  # oblique MR crop
@@ -105,3 +107,36 @@ def test_rtstruct_beside_the_seg_and_refused_before_inference_where_it_cannot_be
     assert [s.SegmentedPropertyTypeCodeSequence[0].CodeValue for s in seg.SegmentSequence] == [
         e.type.value for e in expected
     ]
+
+
+def _renamed_run(run: Path, names: list[str], target: Path) -> Path:
+    """A copy of ``run`` whose structures carry ``names`` (and their codes): a model's names are
+    whatever its training data called them."""
+    shutil.copytree(run, target)
+    spec = yaml.safe_load((target / "model.yaml").read_text())
+    spec["labels"]["names"] = names
+    spec["labels"]["codes"] = [c.model_dump() for c in segment_codes(names)]
+    (target / "model.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    return target
+
+
+@pytest.mark.data
+def test_rtstruct_roi_names_follow_tg263_with_standard_codes(
+    phantom_run_3d: Path, shared_data: Path, tmp_path: Path
+) -> None:
+    """Issue 46: planning systems match ROIs by TG-263 name; OpenKBP calls them RightParotid."""
+    run = _renamed_run(phantom_run_3d, ["RightParotid", "LeftParotid", "Mandible"], tmp_path / "run")
+    shutil.copytree(shared_data / COPIED["ct_jpeg2000"], tmp_path / "in" / "ct")
+    predictor = Predictor(run, device="cpu")
+    (record,) = predict_path(
+        predictor, tmp_path / "in", tmp_path / "out", progress=False, seg=SegOptions(rtstruct=True)
+    )
+    assert record.status == "done", record.message
+    rt = pydicom.dcmread(Path(record.output) / "rtstruct.dcm")
+    assert [roi.ROIName for roi in rt.StructureSetROISequence] == ["Parotid_R", "Parotid_L", "Bone_Mandible"]
+    codes = [o.RTROIIdentificationCodeSequence[0] for o in rt.RTROIObservationsSequence]
+    assert [(c.CodingSchemeDesignator, c.CodeValue) for c in codes] == [
+        ("SCT", "45289007"), ("SCT", "45289007"), ("SCT", "91609006")
+    ]  # fmt: skip
+    seg = hd.seg.segread(Path(record.output) / "seg.dcm")
+    assert [d.SegmentLabel for d in seg.SegmentSequence] == ["RightParotid", "LeftParotid", "Mandible"]

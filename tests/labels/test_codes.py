@@ -8,7 +8,7 @@ from pydicom.sr import _concepts_dict as dicom_concepts
 
 from scseg.config.data_section import DataConfig
 from scseg.config.load import config_from_dict, read_raw_config
-from scseg.labels.codes import PRIVATE_SCHEME, code_table, segment_code, segment_codes
+from scseg.labels.codes import PRIVATE_SCHEME, code_table, roi_names, segment_code, segment_codes
 from scseg.labels.label_set import read_label_set
 
 CONFIGS = Path(__file__).parents[2] / "configs"
@@ -83,3 +83,16 @@ def test_head_and_neck_organs_at_risk_get_standard_codes_in_both_spellings() -> 
     assert segment_code("RightParotid").modifier.meaning == "Right"
     assert segment_code("Parotid_L").modifier.meaning == "Left"
     assert segment_code("Mandible").modifier is None
+
+
+def test_rt_roi_names_are_tg263_in_every_spelling_and_stay_unique() -> None:
+    openkbp = ["Brainstem", "SpinalCord", "RightParotid", "LeftParotid", "Esophagus", "Larynx", "Mandible"]
+    tg263 = ["Brainstem", "SpinalCord", "Parotid_R", "Parotid_L", "Esophagus", "Larynx", "Bone_Mandible"]
+    assert roi_names(openkbp, segment_codes(openkbp)) == tg263
+    assert roi_names(tg263, segment_codes(tg263)) == tg263
+    others = ["kidney_left", "Left-Hippocampus", "Hippocampus-Anterior", "ctx-lh-insula", "my organ"]
+    assert roi_names(others, segment_codes(others)) == [
+        "Kidney_L", "Hippocampus_L", "Hippocampus-Anterior", "ctx-lh-insula", "my organ"
+    ]  # fmt: skip
+    twins = ["parotid_r", "RightParotid", "Mandible"]  # two names for one structure: kept apart
+    assert roi_names(twins, segment_codes(twins)) == ["parotid_r", "RightParotid", "Bone_Mandible"]

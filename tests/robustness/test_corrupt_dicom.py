@@ -101,11 +101,18 @@ def test_a_folder_without_read_permission_is_a_failed_row(shared_data: Path, tmp
 
 
 def test_declared_sizes_beyond_memory_are_refused_before_allocating(
-    shared_data: Path, tmp_path: Path
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A compressed series whose headers all declare 65535 x 65535: GDCM would try to allocate it."""
+    """A compressed series whose headers all declare 65535 x 65535: GDCM would try to allocate it.
+    Refused by the voxel limit; with the limit raised, by the memory available."""
     files = copy_series(shared_data, "ct_jpeg2000", tmp_path / "series")
     declare_size(files, 65535)
     result = _only_result(tmp_path / "series", tmp_path / "out")
     assert result.status == "failed"
-    assert "declares a 20 x 65535 x 65535 image" in result.detail and "memory" in result.detail
+    assert "declares a 20 x 65535 x 65535 image" in result.detail and "SCSEG_MAX_VOXELS" in result.detail
+    monkeypatch.setenv("SCSEG_MAX_VOXELS", str(10**15))
+    result = _only_result(tmp_path / "series", tmp_path / "out2")
+    assert result.status == "failed"
+    assert (
+        "declares a 20 x 65535 x 65535 image" in result.detail and "of memory is available" in result.detail
+    )

@@ -15,7 +15,8 @@ from scseg.io.nifti import load_nifti
 from tests.robustness.defects import a_nifti, damaged_niftis
 
 
-def test_each_damage_is_named(shared_data: Path, tmp_path: Path) -> None:
+def test_each_damage_is_named(shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCSEG_MAX_VOXELS", str(10**15))  # the 4000^3 header meets the memory check
     source = a_nifti(shared_data)
     assert load_nifti(source).shape == nib.load(source).shape
     damaged = damaged_niftis(source, tmp_path)
@@ -27,8 +28,9 @@ def test_each_damage_is_named(shared_data: Path, tmp_path: Path) -> None:
 
 
 def test_predict_records_each_damaged_file_as_failed(
-    phantom_run_3d: Path, shared_data: Path, tmp_path: Path
+    phantom_run_3d: Path, shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("SCSEG_MAX_VOXELS", str(10**15))  # the 4000^3 header meets the memory check
     damaged = damaged_niftis(a_nifti(shared_data), tmp_path / "in")
     records = predict_path(
         Predictor(phantom_run_3d, device="cpu"), tmp_path / "in", tmp_path / "out", progress=False

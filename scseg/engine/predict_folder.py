@@ -35,6 +35,7 @@ from scseg.io.nifti import load_nifti
 from scseg.io.output_lock import OutputLock
 from scseg.io.output_names import (
     MARKER,
+    CaseFiles,
     OutputTarget,
     is_case_output,
     nifti_target,
@@ -196,13 +197,13 @@ def _predict_one(
             _note(job.record, flag)
     with AtomicDirectory(job.out_dir) as tmp:
         (tmp / MARKER).write_text(f"{job.target.identity}\n{settings}\n", encoding="utf-8")
-        save_nifti_atomic(prediction.labels, tmp / "labels.nii.gz")
+        save_nifti_atomic(prediction.labels, tmp / CaseFiles.LABELS)
         if probabilities and prediction.probabilities is not None:
-            save_nifti_atomic(prediction.probabilities, tmp / "probabilities.nii.gz")
+            save_nifti_atomic(prediction.probabilities, tmp / CaseFiles.PROBABILITIES)
         if prediction.uncertainty_map is not None:
-            save_nifti_atomic(prediction.uncertainty_map, tmp / "uncertainty.nii.gz")
+            save_nifti_atomic(prediction.uncertainty_map, tmp / CaseFiles.UNCERTAINTY)
         volumes = structure_volumes(prediction.labels, names, values)
-        write_volumes_csv(tmp / "volumes.csv", volumes + hemisphere_sums(volumes), scores)
+        write_volumes_csv(tmp / CaseFiles.VOLUMES, volumes + hemisphere_sums(volumes), scores)
         if job.series is not None:
             colours = predictor.spec.labels.colours or structure_colors(len(names))
             codes = predictor.spec.labels.segment_codes()
@@ -214,7 +215,7 @@ def _predict_one(
                 job.series,
                 names,
                 colours,
-                tmp / "seg.dcm",
+                tmp / CaseFiles.SEG,
                 algorithm=predictor.algorithm_name,
                 sources=seg_sources,
                 compression=seg.compression,
@@ -229,12 +230,12 @@ def _predict_one(
                     roi_names(names, codes),  # TG-263, what planning systems match on
                     colours,
                     codes,
-                    tmp / "rtstruct.dcm",
+                    tmp / CaseFiles.RTSTRUCT,
                     algorithm=predictor.algorithm_name,
                 )
             for note in notes:
                 _note(job.record, note)
-        save_preview(image, prediction.labels, volumes, tmp / "preview.png", title=job.record.series)
+        save_preview(image, prediction.labels, volumes, tmp / CaseFiles.PREVIEW, title=job.record.series)
 
 
 def _note(record: PredictionRecord, text: str) -> None:
@@ -268,7 +269,7 @@ def _done_before(job: _Job, settings: str) -> bool:
         lines = (job.out_dir / MARKER).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError):
         return False
-    return lines[:2] == [job.target.identity, settings] and (job.out_dir / "labels.nii.gz").is_file()
+    return lines[:2] == [job.target.identity, settings] and (job.out_dir / CaseFiles.LABELS).is_file()
 
 
 def merge_records(
@@ -332,7 +333,7 @@ def predict_path(
         # every rank works on rank 0's list: one walk, one resolution of the output folders
         jobs, others = broadcast_object(found if shard.is_main else None, shard)
         records = [j.record for j in jobs] + others
-        summary = out_dir / ("summary.csv" if shard.is_main else f".summary.rank{shard.rank}.csv")
+        summary = out_dir / (CaseFiles.SUMMARY if shard.is_main else f".summary.rank{shard.rank}.csv")
         if shard.is_main:
             write_summary(summary, records)
         settings = result_settings(predictor, views, probabilities, seg, uncertainty_map)
@@ -350,7 +351,9 @@ def predict_path(
                 job.record.status, job.record.output = "done", display_path(job.out_dir)
                 if push and job.series is not None:  # reported as stored only once the archive confirmed it
                     results = [
-                        job.out_dir / n for n in ("seg.dcm", "rtstruct.dcm") if (job.out_dir / n).is_file()
+                        job.out_dir / n
+                        for n in (CaseFiles.SEG, CaseFiles.RTSTRUCT)
+                        if (job.out_dir / n).is_file()
                     ]
                     _note(job.record, f"stored {dicomweb.push(push, results)} instance(s) via STOW-RS")
             except Exception as err:  # one bad case must not stop the batch: it is recorded and skipped
@@ -365,7 +368,7 @@ def predict_path(
         if shard.enabled:  # rank 0 writes the one summary of every rank's cases
             records = merge_records(records, {i: job.record for i, job in mine.items()}, shard)
             if shard.is_main:
-                write_summary(out_dir / "summary.csv", records)
+                write_summary(out_dir / CaseFiles.SUMMARY, records)
             else:
                 summary.unlink(missing_ok=True)
     return records

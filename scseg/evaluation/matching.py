@@ -10,8 +10,7 @@ from scseg.data.cases import case_name
 from scseg.errors import ConfigError, DataError
 from scseg.evaluation.metrics import MAX_LABEL_VALUE
 from scseg.io.dicom_headers import is_nifti
-
-PREDICT_LABELS = "labels.nii.gz"  # the file name `scseg predict` writes per case
+from scseg.io.output_names import CaseFiles
 
 
 def collect_label_maps(folder: Path) -> dict[str, Path]:
@@ -24,7 +23,7 @@ def collect_label_maps(folder: Path) -> dict[str, Path]:
         return {case_name(folder): folder}
     if not folder.is_dir():
         raise DataError(f"{folder} does not exist")
-    outputs = sorted(folder.rglob(PREDICT_LABELS))
+    outputs = sorted(folder.rglob(CaseFiles.LABELS))
     if outputs:
         return {p.parent.relative_to(folder).as_posix(): p for p in outputs}
     maps: dict[str, Path] = {}
@@ -93,8 +92,8 @@ def load_names(path: Path) -> dict[int, str]:
 
 def names_from_predict_tree(labels: Path) -> dict[int, str] | None:
     """The model's names, from the ``volumes.csv`` that ``scseg predict`` writes next to the labels."""
-    volumes = labels.parent / "volumes.csv"
-    if labels.name != PREDICT_LABELS or not volumes.is_file():
+    volumes = labels.parent / CaseFiles.VOLUMES
+    if labels.name != CaseFiles.LABELS or not volumes.is_file():
         return None
     names = {}
     with volumes.open() as f:

@@ -21,6 +21,20 @@ from scseg.io.names import display_path, nifti_stem, short_hash, unique_name
 MARKER = ".scseg-case"  # in every case folder: the identity of the input it was made from
 
 
+class CaseFiles:
+    """The files ``scseg predict`` writes in a case folder (and ``SUMMARY`` in the output folder):
+    every reader and writer of a prediction tree takes the names from here."""
+
+    LABELS = "labels.nii.gz"
+    PROBABILITIES = "probabilities.nii.gz"
+    UNCERTAINTY = "uncertainty.nii.gz"
+    VOLUMES = "volumes.csv"
+    SEG = "seg.dcm"
+    RTSTRUCT = "rtstruct.dcm"
+    PREVIEW = "preview.png"
+    SUMMARY = "summary.csv"
+
+
 @dataclass
 class OutputTarget:
     """One input's output folder (or file, for ``convert``) and what identifies the input."""

@@ -17,10 +17,10 @@ import yaml
 from scseg.errors import ConfigError, DataError
 from scseg.evaluation.ablation import ablate
 from scseg.evaluation.evaluate import evaluate_folders, evaluate_model
-from scseg.evaluation.matching import PREDICT_LABELS
 from scseg.evaluation.metrics import StructureScore
 from scseg.evaluation.report import summarise, summary_markdown
 from scseg.evaluation.study_tables import table_markers
+from scseg.io.output_names import CaseFiles
 from scseg.io.reports import hemisphere_sums, structure_volumes, write_volumes_csv
 from tests.conftest import TINY
 
@@ -111,7 +111,7 @@ def test_names_come_from_the_volumes_table_of_a_predict_tree(tmp_path: Path) -> 
     ref[2:6, 2:6, 2:6], ref[7:10, 7:10, 7:10] = 17, 53
     _save(ref, tmp_path / "ref" / "a.nii.gz")
     case = tmp_path / "pred" / "a"
-    _save(ref, case / PREDICT_LABELS)
+    _save(ref, case / CaseFiles.LABELS)
     image = nib.Nifti1Image(ref, np.eye(4))
     volumes = structure_volumes(image, ["Left-Hippocampus", "Right-Hippocampus"], [17, 53])
     write_volumes_csv(case / "volumes.csv", volumes + hemisphere_sums(volumes))  # a sum row: no value

@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -50,6 +50,7 @@ from scseg.io.reports import (
     write_volumes_csv,
 )
 from scseg.io.rtstruct import check_rtstruct_sources, write_rtstruct
+from scseg.io.space_reserve import SpaceReserve
 from scseg.io.walk import walk_files
 from scseg.labels.codes import roi_names
 
@@ -127,8 +128,7 @@ def find_inputs(path: Path, out_dir: Path) -> tuple[list[_Job], list[PredictionR
     return jobs, others
 
 
-def write_summary(path: Path, records: list[PredictionRecord]) -> None:
-    """``summary.csv``: one row per series / file found (written atomically)."""
+def _summary_rows(records: list[PredictionRecord]) -> tuple[list[str], Iterator[list[object]]]:
     names = [f.name for f in fields(PredictionRecord)]
     rows = (
         [
@@ -141,7 +141,18 @@ def write_summary(path: Path, records: list[PredictionRecord]) -> None:
         ]
         for r in records
     )
-    write_csv(path, names, rows)
+    return names, rows
+
+
+def write_summary(path: Path, records: list[PredictionRecord]) -> None:
+    """``summary.csv``: one row per series / file found (written atomically)."""
+    write_csv(path, *_summary_rows(records))
+
+
+def summary_bytes(records: list[PredictionRecord]) -> int:
+    """About what ``summary.csv`` of ``records`` takes on disk (the reserve kept for its rewrite)."""
+    names, rows = _summary_rows(records)
+    return len(",".join(names)) + sum(len(",".join(map(str, row))) + 8 for row in rows) * 2
 
 
 @dataclass(frozen=True)
@@ -334,8 +345,19 @@ def predict_path(
         jobs, others = broadcast_object(found if shard.is_main else None, shard)
         records = [j.record for j in jobs] + others
         summary = out_dir / (CaseFiles.SUMMARY if shard.is_main else f".summary.rank{shard.rank}.csv")
+        reserve = SpaceReserve(summary)  # a full disk must not stop the summary from saying so
+
+        def save_summary() -> None:
+            try:
+                reserve.write(lambda: write_summary(summary, records), size=summary_bytes(records))
+            except OSError as err:
+                raise DataError(
+                    f"{display_path(summary)} cannot be written ({err.strerror or err}); the case "
+                    "folders written so far are complete, and a re-run goes on from them"
+                ) from None
+
         if shard.is_main:
-            write_summary(summary, records)
+            save_summary()
         settings = result_settings(predictor, views, probabilities, seg, uncertainty_map)
         mine = {index: job for index, job in enumerate(jobs) if index % shard.world_size == shard.rank}
         bar = tqdm(mine.values(), desc="predict", unit="series", disable=not progress, file=sys.stderr)
@@ -363,8 +385,9 @@ def predict_path(
                     printable(str(err) if isinstance(err, DataError) else f"{type(err).__name__}: {err}"),
                 )
             job.record.seconds = time.perf_counter() - start
-            write_summary(summary, records)  # after every case: the rows say what really happened
-        write_summary(summary, records)  # also when every case was done before (no row written yet)
+            save_summary()  # after every case: the rows say what really happened
+        save_summary()  # also when every case was done before (no row written yet)
+        reserve.release()
         if shard.enabled:  # rank 0 writes the one summary of every rank's cases
             records = merge_records(records, {i: job.record for i, job in mine.items()}, shard)
             if shard.is_main:

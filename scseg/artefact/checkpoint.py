@@ -8,6 +8,7 @@ needs. Checkpoints written before the spec existed (``config`` + ``label_names``
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import torch
 
 from scseg.errors import RunDirError
 from scseg.io.atomic import atomic_write_bytes
+from scseg.io.names import display_path
 
 _TRAINING_KEYS = ("optimizer", "scheduler", "scaler", "global_step", "elapsed_s", "best_dice", "rng")
 
@@ -85,8 +87,24 @@ class Checkpoint:
 
 def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
     """``torch.save`` the checkpoint to ``path`` atomically (an existing file is replaced only by a
-    complete new one)."""
-    atomic_write_bytes(path, lambda f: torch.save(checkpoint.to_state(), f))
+    complete new one).
+
+    Raises:
+        RunDirError: it could not be written (a full disk, a read-only folder): the reason, and that
+            the previous checkpoint is unchanged.
+    """
+    # serialised in memory first: a full disk then fails with its own OSError ("No space left on
+    # device") instead of torch's "[enforce fail at inline_container.cc] unexpected pos"
+    buffer = io.BytesIO()
+    torch.save(checkpoint.to_state(), buffer)
+    try:
+        atomic_write_bytes(path, lambda f: f.write(buffer.getbuffer()))
+    except OSError as err:
+        raise RunDirError(
+            f"{display_path(path)} could not be written ({err.strerror or err}); the previous "
+            f"{path.name}, if any, is unchanged. Make room, then continue the run with "
+            "`scseg train CONFIG --out RUN --resume`"
+        ) from None
 
 
 def load_checkpoint(path: Path) -> Checkpoint:

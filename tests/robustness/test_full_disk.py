@@ -20,6 +20,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 
 from tests.robustness.test_batch_interrupt import _cases
 
@@ -93,3 +94,36 @@ def test_a_disk_that_fills_up_part_way_fails_cases_whole_and_the_rerun_completes
                 np.asanyarray(nib.load(case / "labels.nii.gz").dataobj),
             )
     shutil.rmtree(out)
+
+
+def _train(config: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "scseg", "train", str(config), "--out", str(out), *extra]
+    return subprocess.run(command, capture_output=True, text=True)
+
+
+@pytest.mark.slow
+def test_training_onto_a_full_disk_keeps_the_last_checkpoint_and_resumes(
+    tiny_config: dict, write_config, tmp_path: Path, small_tmpfs: Path
+) -> None:
+    tiny_config["train"] |= {"max_epochs": 1}
+    reference = tmp_path / "reference"
+    assert _train(write_config(tiny_config, "one.yaml"), reference).returncode == 0
+    one_epoch = sum(f.stat().st_size for f in reference.rglob("*") if f.is_file())
+    checkpoint = (reference / "checkpoints" / "last.pt").stat().st_size
+    _resize(small_tmpfs, f"{(one_epoch + checkpoint // 2) // 4096 * 4096 + 8192}")  # no room for a 2nd copy
+
+    tiny_config["train"] |= {"max_epochs": 6}
+    config = write_config(tiny_config, "six.yaml")
+    run = small_tmpfs / "run"
+    full = _train(config, run)
+    output = full.stdout + full.stderr
+    assert full.returncode != 0 and "Traceback" not in output, output[-3000:]
+    assert "No space left on device" in output and "--resume" in output, output[-3000:]
+    last = torch.load(run / "checkpoints" / "last.pt", weights_only=True)  # whole
+    assert 1 <= last["epoch"] < 6
+    assert not [p for p in (run / "checkpoints").iterdir() if p.name.endswith(".tmp")]
+
+    _resize(small_tmpfs, "64m")
+    again = _train(config, run, "--resume")
+    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
+    assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 6

@@ -43,7 +43,7 @@ def predict(
         "--input",
         "-i",
         help="A DICOM folder tree (any depth, other files ignored), one series folder, a NIfTI file, "
-        "a folder of NIfTI files, or a DICOMweb study / series URL (BASE/studies/UID[/series/UID]).",
+        "a folder of NIfTI files, or a DICOMweb study / series URL (BASE/studies/UID or BASE/studies/UID/series/UID).",
     ),
     output: Path = typer.Option(
         ..., "--output", "-o", help="Output folder (summary.csv + one folder per case)."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -10,6 +11,8 @@ from rich.table import Table
 
 from scseg.cli.output import console
 from scseg.errors import EXIT_SOME_FAILED
+
+DOWNLOADS = ".scseg-dicomweb"  # under --output: the series retrieved for --input URL
 
 MODEL_HELP = (
     "A trained model: run directory (`scseg train`), bundle (`scseg export-bundle`) or .pt checkpoint."
@@ -101,6 +104,12 @@ def predict(
         help="Flag cases whose most uncertain structure exceeds this (default: the model's calibrated "
         "threshold, see `scseg evaluate --calibrate-qc`).",
     ),
+    keep_download: bool = typer.Option(
+        False,
+        "--keep-download",
+        help="With --input URL: keep the retrieved series in OUTPUT/.scseg-dicomweb/ (by default they "
+        "are removed when the run ends, also when it fails).",
+    ),
 ) -> None:
     """Segment DICOM series and NIfTI files: labels.nii.gz, seg.dcm (and rtstruct.dcm), volumes.csv,
     preview.png per case. A batch resumes where it stopped; `torchrun --nproc_per_node=N -m scseg
@@ -139,18 +148,22 @@ def predict(
             "--uncertainty-map needs several passes to compare: add --tta or --mc-dropout N, or use an "
             "ensemble model (scseg crossval)"
         )
-    source = Path(input_)
-    if remote:  # retrieved into the output folder (WADO-RS), then read like any DICOM folder
-        source = output / ".scseg-dicomweb" / short_hash(input_)
-        if shard is None or shard.is_main:
-            dicomweb.download(input_, source)
-        if shard is not None:
-            barrier(shard)
-    records = predict_path(
-        predictor, source, output, views=view_list, probabilities=probabilities, seg=seg,
-        overwrite=overwrite, shard=shard, progress=shard is None or shard.is_main, push=push or None,
-        uncertainty_map=uncertainty_map,
-    )  # fmt: skip
+    main = shard is None or shard.is_main
+    with contextlib.ExitStack() as download:
+        source = Path(input_)
+        if remote:  # retrieved into the output folder (WADO-RS), then read like any DICOM folder
+            source = download.enter_context(
+                dicomweb.downloaded(
+                    input_, output / DOWNLOADS / short_hash(input_), keep_download, fetch=main
+                )
+            )
+            if shard is not None:
+                download.callback(barrier, shard)  # every rank has read them before rank 0 removes them
+                barrier(shard)
+        records = predict_path(
+            predictor, source, output, views=view_list, probabilities=probabilities, seg=seg,
+            overwrite=overwrite, shard=shard, progress=main, push=push or None, uncertainty_map=uncertainty_map,
+        )  # fmt: skip
     if shard is not None and not shard.is_main:  # rank 0 reports for all
         raise typer.Exit(EXIT_SOME_FAILED if any(r.status == "failed" for r in records) else 0)
     table = Table(title=f"scseg predict: {output / 'summary.csv'}")

@@ -16,8 +16,11 @@ this module adds what a hospital batch needs around it:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,6 +139,24 @@ def download(url: str, dest: Path) -> list[Path]:
     if not folders:
         raise DataError(f"DICOMweb {url}: the study has no series")
     return folders
+
+
+@contextlib.contextmanager
+def downloaded(url: str, dest: Path, keep: bool = False, fetch: bool = True) -> Iterator[Path]:
+    """``dest`` holding the series ``url`` names (:func:`download`) for the duration of the block,
+    removed afterwards, also when the block fails, unless ``keep`` (``--keep-download``): patient
+    images must not pile up in an output folder nobody looks into. ``fetch=False``: another process
+    (rank 0 of a sharded run) downloads and removes them.
+    """
+    try:
+        if fetch:
+            download(url, dest)
+        yield dest
+    finally:
+        if fetch and not keep:
+            shutil.rmtree(dest, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                dest.parent.rmdir()  # the common .scseg-dicomweb folder, once empty
 
 
 def push(base: str, files: list[Path]) -> int:

@@ -91,6 +91,7 @@ def test_predict_by_url_and_push_back(
     with (out / "summary.csv").open() as f:
         (row,) = list(csv.DictReader(f))
     assert row["status"] == "done" and "stored 2 instance(s) via STOW-RS" in row["message"], row
+    assert not (out / ".scseg-dicomweb").exists(), "the retrieved series are removed when the run ends"
 
     # read back from the archive: QIDO finds the SEG in the study, WADO returns the same voxels
     client = dicomweb._client(f"{orthanc}/dicom-web")
@@ -144,3 +145,26 @@ def test_urls_and_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.delenv("SCSEG_DICOMWEB_CREDENTIALS")
     retry = dicomweb.session().get_adapter("https://x").max_retries  # back-off on 429 / 5xx, STOW too
     assert retry.total == 5 and 503 in retry.status_forcelist and retry.allowed_methods is None
+
+
+def test_a_failed_url_run_removes_its_download_and_keep_download_keeps_it(
+    orthanc: str, phantom_run_3d: Path, shared_data: Path, tmp_path: Path
+) -> None:
+    files = sorted((shared_data / SERIES).iterdir())
+    for file in files:
+        assert requests.post(f"{orthanc}/instances", data=file.read_bytes(), timeout=30).ok
+    first = pydicom.dcmread(files[0], stop_before_pixels=True)
+    url = f"{orthanc}/dicom-web/studies/{first.StudyInstanceUID}/series/{first.SeriesInstanceUID}"
+    base = [sys.executable, "-m", "scseg", "predict", "-m", str(phantom_run_3d), "-i", url, "--rtstruct"]
+    # the push target refuses everything: the case fails after the series was retrieved
+    out = tmp_path / "failed"
+    run = subprocess.run(
+        [*base, "-o", str(out), "--push", f"{orthanc}/no-such-root"], capture_output=True, text=True
+    )
+    assert run.returncode == 5 and "Traceback" not in run.stderr, run.stderr[-2000:]
+    assert not (out / ".scseg-dicomweb").exists()
+    kept = tmp_path / "kept"
+    run = subprocess.run([*base, "-o", str(kept), "--keep-download"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    (series,) = list((kept / ".scseg-dicomweb").glob("*/*"))
+    assert len(list(series.glob("*.dcm"))) == len(files)

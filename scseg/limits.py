@@ -63,3 +63,5 @@ MAX_YAML_BYTES = Limit("SCSEG_MAX_YAML_BYTES", 4 * 1024 * 1024, "bytes")
 MAX_YAML_NODES = Limit("SCSEG_MAX_YAML_NODES", 1_000_000, "values")
 # nested lists and mappings: the configs nest 4 deep; Python's recursion limit is hit near 300
 MAX_YAML_DEPTH = Limit("SCSEG_MAX_YAML_DEPTH", 64, "levels")
+# series in one DICOMweb study (QIDO): a CT study has tens; more is a broken or hostile answer
+MAX_STUDY_SERIES = Limit("SCSEG_MAX_STUDY_SERIES", 1000, "series")

@@ -31,6 +31,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from scseg.errors import ConfigError, DataError
+from scseg.limits import MAX_STUDY_SERIES
 
 _URL = re.compile(r"^(?P<base>https?://.+?)/studies/(?P<study>[0-9.]+)(?:/series/(?P<series>[0-9.]+))?/?$")
 RETRIES = Retry(
@@ -109,36 +110,85 @@ def session() -> requests.Session:
 
 def _client(base: str) -> DICOMwebClient:
 
-    return DICOMwebClient(url=base, session=session())
+    client = DICOMwebClient(url=base, session=session(), timeout=_timeout())
+    # one retry policy, the session's (RETRIES): dicomweb-client's own retries (5 attempts) wrapped
+    # around it made 30 requests and two minutes of waiting out of one dead archive
+    client.set_http_retry_params(retry=False)
+    return client
+
+
+def _timeout() -> float:
+    """Seconds to wait for the archive's next bytes (``SCSEG_DICOMWEB_TIMEOUT``, default 20)."""
+    text = os.environ.get("SCSEG_DICOMWEB_TIMEOUT", "").strip()
+    try:
+        seconds = float(text) if text else 20.0
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < 86400:
+        raise ConfigError(f"SCSEG_DICOMWEB_TIMEOUT={text!r}: expected a number of seconds (e.g. 20)")
+    return seconds
 
 
 def download(url: str, dest: Path) -> list[Path]:
     """Retrieve the series a study / series URL names into ``dest/<SeriesInstanceUID>/``.
 
+    The archive's answers are checked as it is trusted with nothing: at most
+    :data:`~scseg.limits.MAX_STUDY_SERIES` series a study (asked for with QIDO's ``limit``, counted
+    again), every part of the answer a DICOM instance, and as many instances as QIDO's
+    NumberOfSeriesRelatedInstances says the series holds (a cut answer is never segmented).
+
     Raises:
-        DataError: the service cannot be reached or answers with an error (after the retries), or
-            the study holds no series.
+        DataError: the service cannot be reached or answers with an error (after the retries), the
+            study holds no series or too many, an answer that is not DICOM or misses instances.
     """
     target = parse_dicomweb_url(url)
     client = _client(target.base)
+    most = MAX_STUDY_SERIES.value()
     try:
-        if target.series:
-            series = [target.series]
-        else:
-            found = client.search_for_series(study_instance_uid=target.study)
-            series = [item["0020000E"]["Value"][0] for item in found]
-        folders = []
-        for uid in series:
-            folder = dest / uid
-            folder.mkdir(parents=True, exist_ok=True)
-            for index, ds in enumerate(client.retrieve_series(target.study, uid)):
-                ds.save_as(folder / f"{index:05d}.dcm", enforce_file_format=True)
-            folders.append(folder)
+        found = client.search_for_series(
+            study_instance_uid=target.study,
+            search_filters={"SeriesInstanceUID": target.series} if target.series else None,
+            fields=["NumberOfSeriesRelatedInstances"],
+            limit=None if target.series else most + 1,
+        )
+        expected = {_value(item, "0020000E"): _value(item, "00201209") for item in found}
+        series = [target.series] if target.series else list(expected)
+        if len(series) > most:
+            raise DataError(
+                MAX_STUDY_SERIES.refusal("the study lists more series than the limit (QIDO)", len(found))
+            )
+        folders = [
+            _retrieve_series(client, target.study, uid, expected.get(uid), dest / uid) for uid in series
+        ]
     except requests.RequestException as err:
+        raise DataError(f"DICOMweb {url}: {err}") from None
+    except DataError as err:
         raise DataError(f"DICOMweb {url}: {err}") from None
     if not folders:
         raise DataError(f"DICOMweb {url}: the study has no series")
     return folders
+
+
+def _value(item: dict, tag: str) -> object:
+    """One value of a DICOM JSON attribute (QIDO answer), or None."""
+    values = (item.get(tag) or {}).get("Value") or [None]
+    return values[0]
+
+
+def _retrieve_series(client: DICOMwebClient, study: str, uid: str, expected: object, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    count = 0
+    try:
+        for count, ds in enumerate(client.retrieve_series(study, uid), start=1):
+            ds.save_as(folder / f"{count - 1:05d}.dcm", enforce_file_format=True)
+    except (ValueError, KeyError, pydicom.errors.InvalidDicomError) as err:  # the client's parsing
+        raise DataError(f"series {uid}: the answer is not a multipart of DICOM instances ({err})") from None
+    if isinstance(expected, int | str) and str(expected).isdigit() and count != int(expected):
+        raise DataError(
+            f"series {uid}: retrieved {count} of the {expected} instances the archive lists (a cut "
+            "answer?); not segmented"
+        )
+    return folder
 
 
 @contextlib.contextmanager

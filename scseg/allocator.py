@@ -31,29 +31,37 @@ def current_allocator() -> str:
     return "tcmalloc" if "tcmalloc" in os.environ.get("LD_PRELOAD", "") else "system"
 
 
-def reexec_with_tcmalloc(argv: list[str]) -> None:
-    """Replace this process by ``python -m scseg ARGS`` with tcmalloc preloaded, when tcmalloc is
-    installed and not preloaded yet; otherwise return and let the caller go on."""
+def tcmalloc_environment(env: dict[str, str]) -> dict[str, str] | None:
+    """``env`` with tcmalloc preloaded, as :func:`reexec_with_tcmalloc` runs scseg; ``None`` where it
+    would not (not Linux, ``SCSEG_ALLOCATOR=system``, already preloaded, tcmalloc not installed)."""
     if (
         sys.platform != "linux"
-        or os.environ.get("SCSEG_ALLOCATOR", "auto") == "system"
-        or os.environ.get(_MARK)
+        or env.get("SCSEG_ALLOCATOR", "auto") == "system"
+        or env.get(_MARK)
         or current_allocator() == "tcmalloc"
     ):
-        return
+        return None
     library = tcmalloc_library()
     if library is None:
-        return
-    preload = " ".join(p for p in (library, os.environ.get("LD_PRELOAD", "")) if p)
-    env = {
-        **os.environ,
+        return None
+    preload = " ".join(p for p in (library, env.get("LD_PRELOAD", "")) if p)
+    return {
+        **env,
         "LD_PRELOAD": preload,
         _MARK: "1",
         # tcmalloc reports every allocation over 1 GiB on stderr unless told otherwise
-        "TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD": os.environ.get(
+        "TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD": env.get(
             "TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD", str(1 << 50)
         ),
     }
+
+
+def reexec_with_tcmalloc(argv: list[str]) -> None:
+    """Replace this process by ``python -m scseg ARGS`` with tcmalloc preloaded, when tcmalloc is
+    installed and not preloaded yet; otherwise return and let the caller go on."""
+    env = tcmalloc_environment(dict(os.environ))
+    if env is None:
+        return
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, [sys.executable, "-m", "scseg", *argv[1:]], env)

@@ -4,7 +4,7 @@ Each input claims far more than it holds: a real 2^31-voxel NIfTI of a few MB of
 stream inflating to 4 GiB behind a header declaring 256 KiB, a header declaring 4 GB over 1 KB of
 data, a DICOM series declaring 65535 x 65535 pixels a slice, YAML nested 100000 deep or a million
 keys. The refusal names the limit and the environment variable that raises it, and the child's peak
-resident memory (``os.wait4``) stays under 2 GiB.
+resident memory (its VmHWM, reported at exit) stays under 2 GiB.
 """
 
 from __future__ import annotations
@@ -14,12 +14,14 @@ import gzip
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 
+from scseg.allocator import tcmalloc_environment
 from scseg.config.yaml_io import parse_yaml
 from scseg.errors import ConfigError, DataError
 from scseg.io.nifti import load_nifti
@@ -59,20 +61,35 @@ def lying_niftis(folder: Path) -> dict[str, str]:
     }
 
 
+# The child reports its own peak (VmHWM: this process's memory since its exec) at exit. Not
+# os.wait4's ru_maxrss: Linux carries the forking parent's peak into a child across exec, so under a
+# full test suite every child "peaked" at pytest's 5 GiB.
+PEAK_REPORTER = """
+import atexit, os, runpy, sys
+def report():
+    with open("/proc/self/status") as status, open(os.environ["SCSEG_TEST_PEAK_FILE"], "w") as out:
+        out.write(next(line.split()[1] for line in status if line.startswith("VmHWM:")))
+atexit.register(report)
+sys.argv[0] = "scseg"
+runpy.run_module("scseg", run_name="__main__", alter_sys=True)
+"""
+
+
 def run_measured(args: list[str], env: dict[str, str] | None = None) -> tuple[int, str, float]:
     """Run ``python -m scseg *args``: exit code, stdout + stderr, peak resident memory in GiB."""
-    with open(os.devnull, "rb") as stdin:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "scseg", *args],
-            stdin=stdin,
+    with tempfile.TemporaryDirectory() as folder:
+        peak_file = Path(folder) / "peak_kb"
+        child_env = {**os.environ, **(env or {}), "SCSEG_TEST_PEAK_FILE": str(peak_file)}
+        child_env = tcmalloc_environment(child_env) or child_env  # as `scseg` runs (no re-exec then)
+        result = subprocess.run(
+            [sys.executable, "-c", PEAK_REPORTER, *args],
+            stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
+            env=child_env,
         )
-        output = child.stdout.read().decode("utf-8", "replace")  # type: ignore[union-attr]
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
-    return child.returncode, output, usage.ru_maxrss * 1024 / GIB  # Linux: kilobytes
+        peak_gib = int(peak_file.read_text()) * 1024 / GIB
+    return result.returncode, result.stdout.decode("utf-8", "replace"), peak_gib
 
 
 @pytest.mark.slow

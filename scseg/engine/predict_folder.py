@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -128,7 +128,8 @@ def find_inputs(path: Path, out_dir: Path) -> tuple[list[_Job], list[PredictionR
     return jobs, others
 
 
-def _summary_rows(records: list[PredictionRecord]) -> tuple[list[str], Iterator[list[object]]]:
+def write_summary(path: Path, records: list[PredictionRecord]) -> None:
+    """``summary.csv``: one row per series / file found (written atomically)."""
     names = [f.name for f in fields(PredictionRecord)]
     rows = (
         [
@@ -141,18 +142,7 @@ def _summary_rows(records: list[PredictionRecord]) -> tuple[list[str], Iterator[
         ]
         for r in records
     )
-    return names, rows
-
-
-def write_summary(path: Path, records: list[PredictionRecord]) -> None:
-    """``summary.csv``: one row per series / file found (written atomically)."""
-    write_csv(path, *_summary_rows(records))
-
-
-def summary_bytes(records: list[PredictionRecord]) -> int:
-    """About what ``summary.csv`` of ``records`` takes on disk (the reserve kept for its rewrite)."""
-    names, rows = _summary_rows(records)
-    return len(",".join(names)) + sum(len(",".join(map(str, row))) + 8 for row in rows) * 2
+    write_csv(path, names, rows)
 
 
 @dataclass(frozen=True)
@@ -349,7 +339,7 @@ def predict_path(
 
         def save_summary() -> None:
             try:
-                reserve.write(lambda: write_summary(summary, records), size=summary_bytes(records))
+                reserve.write(lambda: write_summary(summary, records))
             except OSError as err:
                 raise DataError(
                     f"{display_path(summary)} cannot be written ({err.strerror or err}); the case "
@@ -360,34 +350,38 @@ def predict_path(
             save_summary()
         settings = result_settings(predictor, views, probabilities, seg, uncertainty_map)
         mine = {index: job for index, job in enumerate(jobs) if index % shard.world_size == shard.rank}
-        bar = tqdm(mine.values(), desc="predict", unit="series", disable=not progress, file=sys.stderr)
-        for job in bar:
-            bar.set_postfix_str(job.record.series[:40])
-            job.record.rank = shard.rank if shard.enabled else None
-            start = time.perf_counter()
-            try:
-                if not overwrite and _done_before(job, settings):
-                    _note(job.record, "done in an earlier run")
-                else:
-                    _predict_one(predictor, job, views, probabilities, seg, settings, uncertainty_map)
-                job.record.status, job.record.output = "done", display_path(job.out_dir)
-                if push and job.series is not None:  # reported as stored only once the archive confirmed it
-                    results = [
-                        job.out_dir / n
-                        for n in (CaseFiles.SEG, CaseFiles.RTSTRUCT)
-                        if (job.out_dir / n).is_file()
-                    ]
-                    _note(job.record, f"stored {dicomweb.push(push, results)} instance(s) via STOW-RS")
-            except Exception as err:  # one bad case must not stop the batch: it is recorded and skipped
-                job.record.status = "failed"
-                _note(
-                    job.record,
-                    printable(str(err) if isinstance(err, DataError) else f"{type(err).__name__}: {err}"),
-                )
-            job.record.seconds = time.perf_counter() - start
-            save_summary()  # after every case: the rows say what really happened
-        save_summary()  # also when every case was done before (no row written yet)
-        reserve.release()
+        try:
+            bar = tqdm(mine.values(), desc="predict", unit="series", disable=not progress, file=sys.stderr)
+            for job in bar:
+                bar.set_postfix_str(job.record.series[:40])
+                job.record.rank = shard.rank if shard.enabled else None
+                start = time.perf_counter()
+                try:
+                    if not overwrite and _done_before(job, settings):
+                        _note(job.record, "done in an earlier run")
+                    else:
+                        _predict_one(predictor, job, views, probabilities, seg, settings, uncertainty_map)
+                    job.record.status, job.record.output = "done", display_path(job.out_dir)
+                    if (
+                        push and job.series is not None
+                    ):  # reported as stored only once the archive confirmed it
+                        results = [
+                            job.out_dir / n
+                            for n in (CaseFiles.SEG, CaseFiles.RTSTRUCT)
+                            if (job.out_dir / n).is_file()
+                        ]
+                        _note(job.record, f"stored {dicomweb.push(push, results)} instance(s) via STOW-RS")
+                except Exception as err:  # one bad case must not stop the batch: it is recorded and skipped
+                    job.record.status = "failed"
+                    _note(
+                        job.record,
+                        printable(str(err) if isinstance(err, DataError) else f"{type(err).__name__}: {err}"),
+                    )
+                job.record.seconds = time.perf_counter() - start
+                save_summary()  # after every case: the rows say what really happened
+            save_summary()  # also when every case was done before (no row written yet)
+        finally:
+            reserve.release()  # also when the batch stops with an error
         if shard.enabled:  # rank 0 writes the one summary of every rank's cases
             records = merge_records(records, {i: job.record for i, job in mine.items()}, shard)
             if shard.is_main:

@@ -24,18 +24,20 @@ class SpaceReserve:
         >>> import tempfile
         >>> report = Path(tempfile.mkdtemp()) / "summary.csv"
         >>> reserve = SpaceReserve(report)
-        >>> reserve.write(lambda: report.write_text("a,b\\n"), size=4)
+        >>> reserve.write(lambda: report.write_text("a,b\\n"))
         >>> reserve.path.name, reserve.path.stat().st_size >= 4
         ('.summary.csv.reserve', True)
         >>> reserve.release()
     """
 
     def __init__(self, report: Path) -> None:
-        self.path = Path(report).with_name(f".{Path(report).name}.reserve")
+        self.report = Path(report)
+        self.path = self.report.with_name(f".{self.report.name}.reserve")
 
-    def write(self, write: Callable[[], object], size: int) -> None:
-        """Call ``write``; on a full disk give up the reserve and call it once more. Then keep a
-        reserve of ``size`` bytes (what the next rewrite needs), if there is room for it.
+    def write(self, write: Callable[[], object]) -> None:
+        """Call ``write`` (which rewrites the report); on a full disk give up the reserve and call
+        it once more. Then keep a reserve as large as the report now is (what its next rewrite
+        needs, plus a block for its growth), if there is room for it.
 
         Raises:
             OSError: the second attempt failed too, or any other error of ``write``.
@@ -47,7 +49,7 @@ class SpaceReserve:
                 raise
             self.release()
             write()
-        self._keep(size + SLACK)
+        self._keep(self.report.stat().st_size + SLACK)
 
     def _keep(self, size: int) -> None:
         try:
